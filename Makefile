@@ -1,0 +1,58 @@
+# transcoder: `make run` and `make test` do all the set-up on a fresh Debian machine with Go.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/transcoder
+GOBIN := $(shell $(GO) env GOPATH)/bin
+GOLANGCI_VERSION := v2.15.0
+NATS_LISTEN ?= 127.0.0.1:4222
+DATA ?= .data
+
+.PHONY: all deps build run test race lint bench bench-full fmt vet clean
+
+all: build
+
+# deps installs what is missing: ffmpeg/ffprobe from Debian (as root) and the Go modules.
+deps:
+	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing ffmpeg (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	  else \
+	    echo "ffmpeg and ffprobe are required: sudo apt-get install -y ffmpeg" >&2; exit 1; \
+	  fi; \
+	fi
+	@$(GO) mod download
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/transcoder
+
+# run starts a worker on the embedded NATS, transcodes a 10 s lavfi sample with a progress bar,
+# prints the output with an ffprobe summary, and keeps serving until Ctrl-C.
+run: build
+	@./scripts/demo.sh $(BIN) $(NATS_LISTEN) $(DATA)
+
+# test runs every test with the race detector against real ffmpeg and embedded NATS servers,
+# then every benchmark once so none of them rots.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./...
+
+lint: $(GOBIN)/golangci-lint
+	$(GOBIN)/golangci-lint run ./...
+
+$(GOBIN)/golangci-lint:
+	GOFLAGS=-mod=mod $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+
+# bench runs the quick benchmark set (a few minutes); bench/README.md records the results.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./bufpool ./pipeline ./bench/...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin $(DATA)

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/transcoder/transcoder/configs"
+	"github.com/transcoder/transcoder/job"
+)
+
+// fileConfig is the worker configuration as a file, the environment and flags give it. It is
+// parsed here only; packages get their typed Config. configs/worker.example.yaml documents it.
+type fileConfig struct {
+	NATS             string          `yaml:"nats"`
+	Creds            string          `yaml:"creds"`
+	Listen           string          `yaml:"listen"`
+	Data             string          `yaml:"data"`
+	Presets          string          `yaml:"presets"`
+	ID               string          `yaml:"id"`
+	Slots            int             `yaml:"slots"`
+	RingBuffers      int             `yaml:"ring_buffers"`
+	ChanDepth        int             `yaml:"chan_depth"`
+	MaxOutputs       int             `yaml:"max_outputs"`
+	ProbeBytes       int             `yaml:"probe_bytes"`
+	SpoolDir         string          `yaml:"spool_dir"`
+	SpoolLimit       int64           `yaml:"spool_limit"`
+	AckWait          time.Duration   `yaml:"ack_wait"`
+	Heartbeat        time.Duration   `yaml:"heartbeat"`
+	StallTimeout     time.Duration   `yaml:"stall_timeout"`
+	MaxDeliver       int             `yaml:"max_deliver"`
+	Backoff          []time.Duration `yaml:"backoff"`
+	DefaultTimeout   time.Duration   `yaml:"default_timeout"`
+	ProgressInterval time.Duration   `yaml:"progress_interval"`
+	GracePeriod      time.Duration   `yaml:"grace_period"`
+	KillDelay        time.Duration   `yaml:"kill_delay"`
+	Threads          int             `yaml:"threads"`
+	LogFormat        string          `yaml:"log_format"`
+	LogLevel         string          `yaml:"log_level"`
+}
+
+// defaultConfig is configs/worker.example.yaml itself, so the documented defaults are the
+// defaults.
+func defaultConfig() (fileConfig, error) {
+	var c fileConfig
+	if err := decodeYAML(configs.WorkerExample, &c); err != nil {
+		return c, fmt.Errorf("built-in config: %w", err)
+	}
+	return c, nil
+}
+
+func decodeYAML(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	return dec.Decode(v)
+}
+
+// loadConfig applies, in order: built-in defaults, the file, TRANSCODER_* variables, and the
+// flags that were set on the command line.
+func loadConfig(path string, env []string, flags *pflag.FlagSet) (fileConfig, error) {
+	c, err := defaultConfig()
+	if err != nil {
+		return c, err
+	}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		if err := decodeYAML(data, &c); err != nil {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	v := reflect.ValueOf(&c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		key := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		envKey := "TRANSCODER_" + strings.ToUpper(key)
+		for _, kv := range env {
+			if val, ok := strings.CutPrefix(kv, envKey+"="); ok {
+				if err := setField(v.Field(i), val); err != nil {
+					return c, fmt.Errorf("%s: %w", envKey, err)
+				}
+			}
+		}
+		if flags != nil {
+			if f := flags.Lookup(strings.ReplaceAll(key, "_", "-")); f != nil && f.Changed {
+				if err := setField(v.Field(i), f.Value.String()); err != nil {
+					return c, fmt.Errorf("--%s: %w", f.Name, err)
+				}
+			}
+		}
+	}
+	if c.Data == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = os.TempDir()
+		}
+		c.Data = filepath.Join(home, ".local", "share", "transcoder", "nats")
+	}
+	return c, nil
+}
+
+func setField(f reflect.Value, s string) error {
+	switch f.Interface().(type) {
+	case string:
+		f.SetString(s)
+	case int, int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		f.SetInt(n)
+	case time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration", s)
+		}
+		f.SetInt(int64(d))
+	case []time.Duration:
+		var ds []time.Duration
+		for _, p := range strings.Split(strings.Trim(s, "[]"), ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(p))
+			if err != nil {
+				return fmt.Errorf("%q is not a list of durations", s)
+			}
+			ds = append(ds, d)
+		}
+		f.Set(reflect.ValueOf(ds))
+	default:
+		return fmt.Errorf("unsupported setting type %s", f.Type())
+	}
+	return nil
+}
+
+// loadPresets returns the built-in presets plus those of the file, if any.
+func loadPresets(path string) (job.Presets, error) {
+	p, err := job.ParsePresets(configs.Presets)
+	if err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return p, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("presets: %w", err)
+	}
+	extra, err := job.ParsePresets(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p.Merge(extra), nil
+}
+
+func newLogger(c fileConfig, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log_level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch c.LogFormat {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log_format: %q is neither text nor json", c.LogFormat)
+}

@@ -1,0 +1,26 @@
+// Command transcoder is the streaming transcode worker and its client: `transcoder worker`
+// serves jobs from NATS, `transcoder submit` publishes them, `transcoder run` does one job in
+// one process. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/automaxprocs/maxprocs"
+)
+
+func main() {
+	_, _ = maxprocs.Set(maxprocs.Logger(func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, format+"\n", args...)
+	}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		os.Exit(exitCode(err))
+	}
+}

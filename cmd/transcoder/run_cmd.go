@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/natsembed"
+	"github.com/transcoder/transcoder/worker"
+)
+
+func runCommand(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		jf      jobFlags
+		explain bool
+		verbose bool
+	)
+	c := &cobra.Command{
+		Use:   "run INPUT -o OUTPUT",
+		Short: "Transcode one input in this process (embedded NATS, worker, submit, wait)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			j, presets, err := jf.build(args[0])
+			if err != nil {
+				return err
+			}
+			runner, err := ffmpeg.New(ffmpeg.Config{})
+			if err != nil {
+				return fmt.Errorf("%w (install it: apt-get install -y ffmpeg)", err)
+			}
+			if explain {
+				ex, err := worker.Explain(cmd.Context(), runner, presets, j)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(stdout, "ffmpeg "+ffmpeg.Quote(ex.Argv))
+				if ex.Spooled {
+					fmt.Fprintf(stdout, "# input: the index of %s is at its end, so the worker spools it to a file first and ffmpeg reads that file\n", j.Input)
+				} else {
+					fmt.Fprintf(stdout, "# input: pipe:0 (stdin), fed from the ring with %s\n", j.Input)
+				}
+				for i, o := range j.Outputs {
+					fmt.Fprintf(stdout, "# output %d: pipe:%d -> ring -> %s (temporary name, renamed when verified)\n", i, ffmpeg.OutputFD(i), o.URL)
+				}
+				fmt.Fprintf(stdout, "# progress: pipe:%d\n", ffmpeg.ProgressFD(len(j.Outputs)))
+				return nil
+			}
+			level := slog.LevelWarn + 4 // quiet unless --verbose: the outcome is reported below
+			if verbose {
+				level = slog.LevelInfo
+			}
+			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			dir, err := os.MkdirTemp("", "transcoder-run-")
+			if err != nil {
+				return err
+			}
+			defer func() { _ = os.RemoveAll(dir) }()
+			ns, err := natsembed.Start(natsembed.Config{DataDir: dir})
+			if err != nil {
+				return err
+			}
+			defer ns.Close()
+			nc, err := ns.Connect()
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			w, err := worker.New(worker.Config{
+				Conn: nc, FFmpeg: runner, Presets: presets, Logger: log, ID: "run", Slots: 1,
+				MaxOutputs: max(2, len(j.Outputs)), MaxDeliver: 2, Backoff: []time.Duration{time.Second},
+			})
+			if err != nil {
+				return err
+			}
+			if err := w.Start(cmd.Context()); err != nil {
+				return err
+			}
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = w.Shutdown(ctx)
+			}()
+			cl, err := worker.NewClient(cmd.Context(), nc)
+			if err != nil {
+				return err
+			}
+			id, err := cl.Submit(cmd.Context(), j)
+			if err != nil {
+				return err
+			}
+			return waitJob(cmd.Context(), cl, id, stdout, stderr)
+		},
+	}
+	jf.register(c)
+	c.Flags().BoolVar(&explain, "explain", false, "print the ffmpeg command the job would run and the pipes it uses, and exit")
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log the worker's steps")
+	return c
+}
+

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/natsembed"
+	"github.com/transcoder/transcoder/worker"
+)
+
+func workerCommand(stdout, stderr io.Writer) *cobra.Command {
+	var configPath string
+	c := &cobra.Command{
+		Use:   "worker",
+		Short: "Serve transcode jobs from NATS (starts an embedded NATS server unless --nats is given)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(configPath, os.Environ(), cmd.Flags())
+			if err != nil {
+				return usageError{err}
+			}
+			return serve(cmd.Context(), cfg, stdout, stderr)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&configPath, "config", os.Getenv("TRANSCODER_CONFIG"), "YAML config file (see configs/worker.example.yaml)")
+	f.String("nats", "", "NATS server URL(s), comma-separated; empty starts the embedded server")
+	f.String("creds", "", "NATS credentials file")
+	f.String("listen", "", "embedded NATS listen address (default 127.0.0.1:4222)")
+	f.String("data", "", "embedded NATS JetStream directory (default ~/.local/share/transcoder/nats)")
+	f.String("presets", "", "extra presets YAML file")
+	f.String("id", "", "worker id (default hostname-pid)")
+	f.Int("slots", 0, "jobs at once (default half the CPUs)")
+	f.Int("ring-buffers", 0, "1 MiB buffers in the ring (default slots x per-job need)")
+	f.Duration("grace-period", 0, "time running jobs get to finish on SIGTERM (default 30s)")
+	f.Duration("ack-wait", 0, "redelivery timeout without heartbeats (default 30s)")
+	f.String("log-format", "", "text or json")
+	f.String("log-level", "", "debug, info, warn or error")
+	return c
+}
+
+// serve runs a worker until ctx is done, then drains it: a second signal cuts the grace period.
+func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error {
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return usageError{err}
+	}
+	presets, err := loadPresets(cfg.Presets)
+	if err != nil {
+		return err
+	}
+	runner, err := ffmpeg.New(ffmpeg.Config{KillDelay: cfg.KillDelay, Threads: cfg.Threads})
+	if err != nil {
+		return fmt.Errorf("%w (install it: apt-get install -y ffmpeg)", err)
+	}
+	url := cfg.NATS
+	if url == "" {
+		if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+			return err
+		}
+		ns, err := natsembed.Start(natsembed.Config{Listen: cfg.Listen, DataDir: cfg.Data})
+		if err != nil {
+			return err
+		}
+		defer ns.Close()
+		url = ns.URL()
+		log.Info("embedded NATS started", "url", url, "data", cfg.Data)
+	}
+	opts := []nats.Option{
+		nats.Name("transcoder worker"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrl()) }),
+	}
+	if cfg.Creds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", url, err)
+	}
+	defer nc.Close()
+	w, err := worker.New(worker.Config{
+		Conn: nc, FFmpeg: runner, Presets: presets, Logger: log,
+		ID: cfg.ID, Slots: cfg.Slots, RingBuffers: cfg.RingBuffers, ChanDepth: cfg.ChanDepth,
+		MaxOutputs: cfg.MaxOutputs, ProbeBytes: cfg.ProbeBytes, SpoolDir: cfg.SpoolDir,
+		SpoolLimit: cfg.SpoolLimit, AckWait: cfg.AckWait, Heartbeat: cfg.Heartbeat,
+		StallTimeout: cfg.StallTimeout, MaxDeliver: cfg.MaxDeliver, Backoff: cfg.Backoff,
+		DefaultTimeout: cfg.DefaultTimeout, ProgressInterval: cfg.ProgressInterval,
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "worker %s ready on %s\nsubmit a job:  transcoder submit --nats %s INPUT --preset h264-720p -o OUTPUT.mp4 --wait\n",
+		w.ID(), url, strings.Split(url, ",")[0])
+	<-ctx.Done()
+	log.Info("stopping: no new jobs; running jobs get the grace period", "grace_period", cfg.GracePeriod, "running", w.Running())
+	grace, cancel := context.WithTimeout(context.Background(), cfg.GracePeriod)
+	defer cancel()
+	second := make(chan os.Signal, 1)
+	signal.Notify(second, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(second)
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go func() {
+		select {
+		case <-second:
+			log.Warn("second signal: stopping running jobs now")
+			cancel()
+		case <-stopWatch:
+		}
+	}()
+	if err := w.Shutdown(grace); err != nil {
+		log.Warn("jobs were stopped and handed back", "err", err)
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any, indent bool) error {
+	enc := json.NewEncoder(w)
+	if indent {
+		enc.SetIndent("", "  ")
+	}
+	return enc.Encode(v)
+}
+

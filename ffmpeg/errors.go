@@ -1,0 +1,325 @@
+package ffmpeg
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Error kinds. Every *Error returned by this package has one of them as
+// Kind, so callers can use errors.Is to decide what to do.
+var (
+	// ErrInvalidInput: the media (or the job's choice of streams) cannot
+	// be processed; retrying the same input will fail the same way.
+	ErrInvalidInput = errors.New("ffmpeg: invalid input")
+	// ErrTransient: the process died for reasons outside the job (killed
+	// by the system, out of memory or disk, the output reader went away).
+	ErrTransient = errors.New("ffmpeg: transient failure")
+	// ErrInternal: our argv or environment is wrong, or ffmpeg crashed.
+	ErrInternal = errors.New("ffmpeg: internal error")
+	// ErrStopped: we stopped the process (context canceled or Stop).
+	ErrStopped = errors.New("ffmpeg: stopped")
+)
+
+// Error describes a failed ffmpeg or ffprobe run with the diagnostics a
+// dead-letter record needs.
+type Error struct {
+	Op         string   // "probe" | "transcode" | "version"
+	Args       []string // argv without the program name
+	ExitCode   int      // exit status; 128+signal when Signal is set
+	Signal     string   // e.g. "SIGKILL" when the process died of a signal
+	Reason     string   // one human line, usually the most relevant stderr line
+	StderrTail string   // last Config.StderrTail bytes of stderr
+	Kind       error    // ErrInvalidInput, ErrTransient, ErrInternal or ErrStopped
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("ffmpeg: ")
+	b.WriteString(e.Op)
+	b.WriteString(": ")
+	if e.Kind != nil {
+		b.WriteString(strings.TrimPrefix(e.Kind.Error(), "ffmpeg: "))
+	} else {
+		b.WriteString("failed")
+	}
+	if e.Reason != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Reason)
+	}
+	switch {
+	case e.Signal != "":
+		b.WriteString(" (signal ")
+		b.WriteString(e.Signal)
+		b.WriteString(")")
+	case e.ExitCode != 0:
+		b.WriteString(" (exit status ")
+		b.WriteString(strconv.Itoa(e.ExitCode))
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// Unwrap returns Kind, so errors.Is(err, ErrInvalidInput) works.
+func (e *Error) Unwrap() error { return e.Kind }
+
+// category is what a stderr pattern says about a failure. Order is
+// priority: a resource problem explains the cascade of errors after it,
+// a bad option is our bug even if the input was also bad, and the
+// generic "could not open the output" lines only count when nothing more
+// specific matched.
+type category int
+
+const (
+	catNone category = iota
+	catTransient
+	catInternal
+	catInput
+	catWeakInternal
+)
+
+var transientPatterns = []string{
+	"no space left on device",
+	"cannot allocate memory",
+	"out of memory",
+	"resource temporarily unavailable",
+	"too many open files",
+	"broken pipe", // only outputs are written, so the sink went away
+}
+
+var internalPatterns = []string{
+	"unknown encoder",
+	"unrecognized option",
+	"option not found",
+	"error splitting the argument list",
+	"missing argument for option",
+	"no such filter",
+	"error setting option",
+	"error setting preset",
+	"invalid preset",
+	"muxer does not support non seekable output",
+	"unable to find a suitable output format",
+	"requested output format",
+	"at least one output file must be specified",
+	// Inputs on disk are spool files the worker wrote: if one is missing
+	// or unreadable, that is our bug, not the media's.
+	"no such file or directory",
+	"permission denied",
+}
+
+var inputPatterns = []string{
+	"invalid data found when processing input",
+	"moov atom not found",
+	"could not find codec parameters",
+	"partial file",
+	"end of file",
+	"ended prematurely",
+	"does not contain any stream",
+	"unsupported codec",
+	"decoder (codec",
+	"error while decoding",
+	"error while opening decoder",
+	"cannot determine format of input stream",
+	"not in allowed list",
+	"not on whitelist", // "Protocol 'x' not on whitelist", "Format not on whitelist"
+	"invalid nal unit",
+	"header missing",
+	"ebml header parsing failed",
+	"exceeds specified max pixel count",
+	"not divisible by 2", // odd input dimensions kept for a 4:2:0 encoder
+}
+
+var weakInternalPatterns = []string{
+	"error initializing output stream",
+	"could not write header",
+	"error while opening encoder",
+}
+
+// inputLinePrefixes name the input in ffmpeg's "<url>: <error>" lines:
+// Args always spells it pipe:0 or file:<path>.
+var inputLinePrefixes = []string{"pipe:0:", "file:"}
+
+// Classify maps how a process ended to an error kind and a one-line
+// reason. exitCode is the exit status, or 128+signal number when signaled
+// is true (the shell convention, so SIGKILL is 137 and SIGSEGV 139).
+// stopped means we asked the process to stop (context or Stop). It
+// returns (nil, "") for a clean exit.
+//
+// Rules, first match wins:
+//   - stopped by us: ErrStopped;
+//   - killed by SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGPIPE (not by us:
+//     OOM killer, system shutdown): ErrTransient;
+//   - any other signal (SIGSEGV, SIGABRT, ...): ErrInternal, ffmpeg crashed;
+//   - stderr shows a resource problem (disk, memory, EAGAIN, broken pipe
+//     on an output): ErrTransient;
+//   - stderr shows a bad option (unknown encoder, unrecognized option):
+//     ErrInternal;
+//   - stderr shows bad media (invalid data, moov atom not found, partial
+//     file, no streams, not on whitelist, decode errors): ErrInvalidInput;
+//   - stderr shows only a generic output setup failure: ErrInternal;
+//   - a stderr line starts with the input's name (pipe:0: or file:):
+//     ErrInvalidInput;
+//   - exit status 255 or 123 (ffmpeg got a termination signal we did not
+//     send): ErrTransient;
+//   - anything else: ErrInternal.
+func Classify(exitCode int, signaled bool, stopped bool, stderr string) (kind error, reason string) {
+	kind, reason, _ = classify(exitCode, signaled, stopped, stderr)
+	return kind, reason
+}
+
+func classify(exitCode int, signaled, stopped bool, stderr string) (error, string, category) {
+	if stopped {
+		return ErrStopped, "stopped", catNone
+	}
+	if signaled {
+		sig := syscall.Signal(exitCode - 128)
+		name := unix.SignalName(sig)
+		if name == "" {
+			name = "signal " + strconv.Itoa(int(sig))
+		}
+		switch sig {
+		case syscall.SIGKILL, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE:
+			return ErrTransient, "killed by " + name + " (not by us: out of memory or shutdown?)", catNone
+		default:
+			return ErrInternal, "crashed with " + name, catNone
+		}
+	}
+	if exitCode == 0 {
+		return nil, "", catNone
+	}
+	cat, line := matchStderr(stderr)
+	switch cat {
+	case catTransient:
+		return ErrTransient, line, cat
+	case catInternal, catWeakInternal:
+		return ErrInternal, line, cat
+	case catInput:
+		return ErrInvalidInput, line, cat
+	}
+	if l := inputLine(stderr); l != "" {
+		return ErrInvalidInput, l, catInput
+	}
+	last := lastLine(stderr)
+	if exitCode == 255 || exitCode == 123 {
+		if last == "" {
+			last = "terminated by a signal we did not send"
+		}
+		return ErrTransient, last, catNone
+	}
+	if last == "" {
+		last = "exit status " + strconv.Itoa(exitCode)
+	}
+	return ErrInternal, last, catNone
+}
+
+// matchStderr returns the highest-priority category any line matches and
+// the first line of that category.
+func matchStderr(stderr string) (category, string) {
+	best, bestLine := catNone, ""
+	for _, raw := range strings.Split(stderr, "\n") {
+		line := cleanLine(raw)
+		if line == "" {
+			continue
+		}
+		c := lineCategory(strings.ToLower(line))
+		if c != catNone && (best == catNone || c < best) {
+			best, bestLine = c, line
+		}
+	}
+	return best, bestLine
+}
+
+func lineCategory(lower string) category {
+	for _, set := range []struct {
+		cat      category
+		patterns []string
+	}{
+		{catTransient, transientPatterns},
+		{catInternal, internalPatterns},
+		{catInput, inputPatterns},
+		{catWeakInternal, weakInternalPatterns},
+	} {
+		for _, p := range set.patterns {
+			if strings.Contains(lower, p) {
+				return set.cat
+			}
+		}
+	}
+	return catNone
+}
+
+func inputLine(stderr string) string {
+	for _, raw := range strings.Split(stderr, "\n") {
+		line := cleanLine(raw)
+		for _, p := range inputLinePrefixes {
+			if strings.HasPrefix(line, p) {
+				return line
+			}
+		}
+	}
+	return ""
+}
+
+// lastLine prefers the last fatal-level line, then the last line at all.
+func lastLine(stderr string) string {
+	fatal, last := "", ""
+	for _, raw := range strings.Split(stderr, "\n") {
+		line := cleanLine(raw)
+		if line == "" {
+			continue
+		}
+		last = line
+		if strings.Contains(raw, "[fatal]") || strings.Contains(raw, "[panic]") {
+			fatal = line
+		}
+	}
+	if fatal != "" {
+		return fatal
+	}
+	return last
+}
+
+var logLevels = map[string]bool{
+	"quiet": true, "panic": true, "fatal": true, "error": true, "warning": true,
+	"info": true, "verbose": true, "debug": true, "trace": true,
+}
+
+// cleanLine strips "[mov,mp4,... @ 0x55d4...]" context prefixes and
+// "[error]" level tags, and drops ffmpeg's "Last message repeated" noise.
+func cleanLine(s string) string {
+	s = strings.TrimSpace(s)
+	for strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			break
+		}
+		inner := s[1:end]
+		if !strings.Contains(inner, " @ ") && !logLevels[inner] {
+			break
+		}
+		s = strings.TrimSpace(s[end+1:])
+	}
+	if strings.HasPrefix(s, "Last message repeated") {
+		return ""
+	}
+	return s
+}
+
+// TruncatedInput reports whether stderr shows that a demuxer or decoder
+// hit the end of the input early. ffmpeg 5.1 exits 0 on a truncated mp4
+// (it logs "stream 0, offset 0x...: partial file") and on a truncated
+// matroska file ("File ended prematurely"), so a zero exit status alone
+// does not prove the whole input was transcoded. MPEG-TS has no length to
+// compare with, so its truncation is not detectable here.
+func TruncatedInput(stderr string) bool {
+	lower := strings.ToLower(stderr)
+	for _, p := range []string{"partial file", "input buffer exhausted", "end of file", "ended prematurely"} {
+		if strings.Contains(lower, p) {
+			return true
+		}
+	}
+	return false
+}

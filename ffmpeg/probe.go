@@ -1,0 +1,263 @@
+package ffmpeg
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Stream is one stream as ffprobe reports it.
+type Stream struct {
+	Index  int
+	Type   string // video | audio | subtitle | data | attachment
+	Codec  string
+	Width  int
+	Height int
+	PixFmt string
+	// Rotation is how many degrees clockwise the frames must be turned
+	// for display (0, 90, 180 or 270): the legacy "rotate" tag's
+	// convention. ffprobe's displaymatrix "rotation" is counterclockwise,
+	// so it is negated. ffmpeg autorotates by default when transcoding,
+	// so scaling applies to the rotated frame.
+	Rotation    int
+	SAR         string
+	FrameRate   float64 // avg_frame_rate
+	FieldOrder  string
+	Channels    int
+	SampleRate  int
+	Duration    time.Duration // duration, else the matroska DURATION tag; 0 if unknown
+	AttachedPic bool          // cover art: a video stream that is not a video
+}
+
+// ProbeResult is ffprobe's view of a file.
+type ProbeResult struct {
+	FormatName string // e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+	Duration   time.Duration
+	BitRate    int64
+	Streams    []Stream
+	Size       int64
+}
+
+// Video returns the first video stream that is not cover art.
+func (p *ProbeResult) Video() (Stream, bool) {
+	for _, s := range p.Streams {
+		if s.Type == "video" && !s.AttachedPic {
+			return s, true
+		}
+	}
+	return Stream{}, false
+}
+
+// Audio returns the first audio stream.
+func (p *ProbeResult) Audio() (Stream, bool) {
+	for _, s := range p.Streams {
+		if s.Type == "audio" {
+			return s, true
+		}
+	}
+	return Stream{}, false
+}
+
+// maxProbeOutput bounds ffprobe's JSON.
+const maxProbeOutput = 4 << 20
+
+func probeArgs(in Input) []string {
+	return append([]string{
+		"-hide_banner", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+	}, inputArgs(in)...)
+}
+
+// ProbeChunks runs ffprobe on pipe:0, writing chunks (the head of the
+// input, typically the ring buffers read so far) to its stdin and then
+// closing it. ffprobe may stop reading early; that is not an error.
+func (r *Runner) ProbeChunks(ctx context.Context, chunks [][]byte) (*ProbeResult, error) {
+	args := probeArgs(Input{})
+	stdinR, stdinW, err := newPipe(r.cfg.PipeSize)
+	if err != nil {
+		return nil, &Error{Op: "probe", Args: args, Kind: ErrInternal, Reason: err.Error()}
+	}
+	cmd := r.command(ctx, r.cfg.FFprobe, args)
+	cmd.Stdin = stdinR
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stdinW.Close() // unblocks the writer whatever happens
+	started := func() {
+		_ = stdinR.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer stdinW.Close()
+			for _, c := range chunks {
+				// EPIPE: ffprobe had enough and exited.
+				if _, err := stdinW.Write(c); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	res, err := r.probe(ctx, cmd, args, started)
+	_ = stdinR.Close()
+	return res, err
+}
+
+// ProbeFile runs ffprobe on a local (spool) file.
+func (r *Runner) ProbeFile(ctx context.Context, path string) (*ProbeResult, error) {
+	if path == "" || strings.ContainsRune(path, 0) {
+		return nil, &SpecError{Field: "path", Msg: "empty or contains NUL"}
+	}
+	args := probeArgs(Input{Path: path})
+	cmd := r.command(ctx, r.cfg.FFprobe, args)
+	return r.probe(ctx, cmd, args, func() {})
+}
+
+// probe runs an ffprobe command; started runs once the child exists.
+func (r *Runner) probe(ctx context.Context, cmd *exec.Cmd, args []string, started func()) (*ProbeResult, error) {
+	tail := newTailBuffer(r.cfg.StderrTail)
+	defer tail.release()
+	out := limitedBuffer{max: maxProbeOutput}
+	cmd.Stdout, cmd.Stderr = &out, tail
+	g := &group{}
+	cmd.Cancel = func() error { g.signal(syscall.SIGKILL); return nil }
+	if err := g.start(cmd); err != nil {
+		return nil, startErr(ctx, "probe", args, err)
+	}
+	started()
+	g.awaitExit()
+	if err := cmd.Wait(); err != nil {
+		return nil, r.runError(ctx, "probe", args, cmd, err, tail.release())
+	}
+	res, err := ParseProbe(out.b.Bytes())
+	if err != nil {
+		return nil, &Error{Op: "probe", Args: args, Reason: err.Error(), StderrTail: tail.release(), Kind: ErrInternal}
+	}
+	_, hasVideo := res.Video()
+	_, hasAudio := res.Audio()
+	if !hasVideo && !hasAudio {
+		reason := "no audio or video stream"
+		if _, line := matchStderr(tail.String()); line != "" {
+			reason += ": " + line
+		}
+		return nil, &Error{Op: "probe", Args: args, Reason: reason, StderrTail: tail.release(), Kind: ErrInvalidInput}
+	}
+	return res, nil
+}
+
+// ParseProbe parses the JSON of "ffprobe -print_format json -show_format
+// -show_streams". Absent or "N/A" numbers are zero.
+func ParseProbe(jsonBytes []byte) (*ProbeResult, error) {
+	var raw struct {
+		Streams []struct {
+			Index        int               `json:"index"`
+			CodecType    string            `json:"codec_type"`
+			CodecName    string            `json:"codec_name"`
+			Width        int               `json:"width"`
+			Height       int               `json:"height"`
+			PixFmt       string            `json:"pix_fmt"`
+			SAR          string            `json:"sample_aspect_ratio"`
+			AvgFrameRate string            `json:"avg_frame_rate"`
+			FieldOrder   string            `json:"field_order"`
+			Channels     int               `json:"channels"`
+			SampleRate   string            `json:"sample_rate"`
+			Duration     string            `json:"duration"`
+			Tags         map[string]string `json:"tags"`
+			Disposition  map[string]int    `json:"disposition"`
+			SideData     []struct {
+				Type     string   `json:"side_data_type"`
+				Rotation *float64 `json:"rotation"`
+			} `json:"side_data_list"`
+		} `json:"streams"`
+		Format struct {
+			FormatName string `json:"format_name"`
+			Duration   string `json:"duration"`
+			BitRate    string `json:"bit_rate"`
+			Size       string `json:"size"`
+		} `json:"format"`
+	}
+	if err := json.Unmarshal(jsonBytes, &raw); err != nil {
+		return nil, fmt.Errorf("ffmpeg: parse ffprobe json: %w", err)
+	}
+	res := &ProbeResult{
+		FormatName: raw.Format.FormatName,
+		Duration:   seconds(raw.Format.Duration),
+		BitRate:    parseInt(raw.Format.BitRate),
+		Size:       parseInt(raw.Format.Size),
+		Streams:    make([]Stream, 0, len(raw.Streams)),
+	}
+	for _, s := range raw.Streams {
+		st := Stream{
+			Index:       s.Index,
+			Type:        s.CodecType,
+			Codec:       s.CodecName,
+			Width:       s.Width,
+			Height:      s.Height,
+			PixFmt:      s.PixFmt,
+			SAR:         s.SAR,
+			FrameRate:   rational(s.AvgFrameRate),
+			FieldOrder:  s.FieldOrder,
+			Channels:    s.Channels,
+			SampleRate:  int(parseInt(s.SampleRate)),
+			Duration:    seconds(s.Duration),
+			AttachedPic: s.Disposition["attached_pic"] == 1,
+		}
+		if st.Duration == 0 {
+			for k, v := range s.Tags {
+				if strings.HasPrefix(strings.ToUpper(k), "DURATION") {
+					if d, ok := parseClock(v); ok {
+						st.Duration = d
+					}
+				}
+			}
+		}
+		rot, found := 0.0, false
+		for _, sd := range s.SideData {
+			if sd.Type == "Display Matrix" && sd.Rotation != nil {
+				rot, found = -*sd.Rotation, true
+			}
+		}
+		if !found {
+			if v, ok := s.Tags["rotate"]; ok {
+				rot = parseFloat(v)
+			}
+		}
+		st.Rotation = normRotation(rot)
+		res.Streams = append(res.Streams, st)
+	}
+	return res, nil
+}
+
+// normRotation rounds to a quarter turn in [0, 360).
+func normRotation(deg float64) int {
+	q := int(math.Round(deg/90)) % 4
+	if q < 0 {
+		q += 4
+	}
+	return q * 90
+}
+
+func seconds(s string) time.Duration {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return time.Duration(math.Round(f * float64(time.Second)))
+}
+
+// rational parses "30000/1001"; "0/0" and garbage are 0.
+func rational(s string) float64 {
+	n, d, ok := strings.Cut(s, "/")
+	if !ok {
+		return parseFloat(s)
+	}
+	num, den := parseFloat(n), parseFloat(d)
+	if den == 0 {
+		return 0
+	}
+	return num / den
+}

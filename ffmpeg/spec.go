@@ -1,0 +1,441 @@
+package ffmpeg
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Input says where ffmpeg reads the media from.
+type Input struct {
+	// Path is "" for pipe:0 (the worker writes into Process.Stdin), or a
+	// local spool file the worker wrote (for mp4 with moov at the end).
+	// It is passed as "file:<Path>" so no other protocol can be named.
+	Path string
+	// Format optionally forces a demuxer; it must be one of the allowed
+	// demuxers (see AllowedDemuxers).
+	Format string
+}
+
+// Video describes the video stream of an output.
+type Video struct {
+	Codec       string // libx264, libx265, libvpx, libvpx-vp9, libaom-av1, libsvtav1, copy
+	Width       int    // 0 = keep (or keep aspect when only Height is set); must be even
+	Height      int    // 0 = keep (or keep aspect when only Width is set); must be even
+	CRF         int    // 0 = encoder default
+	Preset      string // x264/x265 preset; for libvpx*: realtime|good|best (-deadline)
+	Bitrate     string // e.g. "2500k"
+	MaxRate     string
+	BufSize     string
+	PixFmt      string // default yuv420p when encoding
+	FPS         float64
+	GOP         int
+	Profile     string
+	Deinterlace bool // yadif
+}
+
+// Audio describes the audio stream of an output.
+type Audio struct {
+	Codec      string // aac, libopus, libmp3lame, libvorbis, flac, copy
+	Bitrate    string // e.g. "128k"
+	Channels   int
+	SampleRate int
+}
+
+// Output is one encoded output, written to its own pipe.
+type Output struct {
+	Container string        // mp4 | webm | m4a | mkv | mpegts
+	Video     *Video        // nil = no video (-vn)
+	Audio     *Audio        // nil = no audio (-an)
+	Duration  time.Duration // 0 = whole input; -t
+}
+
+// Spec is one ffmpeg run: one input, one or more outputs.
+type Spec struct {
+	Input     Input
+	Outputs   []Output
+	MaxPixels int64 // 0 = no limit; decoder refuses larger frames
+}
+
+// MaxOutputs bounds the number of outputs (and so of pipes) of one run.
+const MaxOutputs = 16
+
+// AllowedDemuxers is the -format_whitelist given to ffmpeg and ffprobe:
+// containers and raw streams a worker is expected to get. Left out on
+// purpose: anything that opens other resources (hls, dash, concat,
+// image2 sequences, lavfi, tee, sdp, rtsp).
+var AllowedDemuxers = []string{
+	"mov", "mp4", "m4a", "3gp", "3g2", "mj2",
+	"matroska", "webm",
+	"mpegts", "mpeg",
+	"avi", "flv", "ogg",
+	"wav", "mp3", "aac", "flac",
+	"ivf", "h264", "hevc", "yuv4mpegpipe",
+}
+
+// Container muxer arguments. mp4 and m4a are fragmented so they can be
+// written to a pipe (the plain mp4 muxer needs to seek back for moov).
+// ffmpeg 5.1 accepts the ipod muxer (.m4a) with the same movflags.
+var containerArgs = map[string][]string{
+	"mp4":    {"-f", "mp4", "-movflags", "+frag_keyframe+empty_moov+default_base_moof"},
+	"m4a":    {"-f", "ipod", "-movflags", "+frag_keyframe+empty_moov+default_base_moof"},
+	"webm":   {"-f", "webm"},
+	"mkv":    {"-f", "matroska"},
+	"mpegts": {"-f", "mpegts"},
+}
+
+var (
+	allVideo = []string{"libx264", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1", "copy"}
+	allAudio = []string{"aac", "libopus", "libmp3lame", "libvorbis", "flac", "copy"}
+
+	// codecs each container can carry; nil video list = no video allowed.
+	containerVideo = map[string][]string{
+		"mp4":    {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1", "copy"},
+		"m4a":    nil,
+		"webm":   {"libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1", "copy"},
+		"mkv":    allVideo,
+		"mpegts": {"libx264", "libx265", "copy"},
+	}
+	containerAudio = map[string][]string{
+		"mp4":    {"aac", "libopus", "libmp3lame", "flac", "copy"},
+		"m4a":    {"aac", "copy"},
+		"webm":   {"libopus", "libvorbis", "copy"},
+		"mkv":    allAudio,
+		"mpegts": {"aac", "libopus", "libmp3lame", "copy"},
+	}
+
+	x26xPresets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
+	vpxDeadline = []string{"realtime", "good", "best"}
+
+	rateRe  = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?[kKmMgG]?$`)
+	tokenRe = regexp.MustCompile(`^[a-z0-9_]+$`)
+)
+
+// ErrSpec is matched (errors.Is) by every spec validation error.
+var ErrSpec = errors.New("ffmpeg: invalid spec")
+
+// SpecError is a Spec that cannot be turned into an argv. It matches both
+// ErrSpec and ErrInvalidInput: a job asking for something this package
+// cannot do fails the same way as bad media, without retries.
+type SpecError struct {
+	Field string // e.g. "Outputs[1].Video.Codec"
+	Msg   string
+}
+
+func (e *SpecError) Error() string { return "ffmpeg: invalid spec: " + e.Field + ": " + e.Msg }
+
+// Unwrap lets errors.Is match ErrSpec and ErrInvalidInput.
+func (e *SpecError) Unwrap() []error { return []error{ErrSpec, ErrInvalidInput} }
+
+func specErr(field, format string, a ...any) error {
+	return &SpecError{Field: field, Msg: fmt.Sprintf(format, a...)}
+}
+
+// OutputFD is the file descriptor ffmpeg writes output i to.
+func OutputFD(i int) int { return 3 + i }
+
+// ProgressFD is the file descriptor ffmpeg writes -progress to: the one
+// after the last output.
+func ProgressFD(nOutputs int) int { return 3 + nOutputs }
+
+// Args returns ffmpeg's argv (without the program name) for s, with the
+// encoders' thread count left to ffmpeg. Use Runner.Args to apply
+// Config.Threads.
+func (s Spec) Args() ([]string, error) { return s.args(0) }
+
+func (s Spec) args(threads int) ([]string, error) {
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	a := []string{
+		"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+error",
+		"-progress", "pipe:" + strconv.Itoa(ProgressFD(len(s.Outputs))), "-stats_period", "0.5",
+	}
+	if s.MaxPixels > 0 {
+		a = append(a, "-max_pixels", strconv.FormatInt(s.MaxPixels, 10))
+	}
+	a = append(a, inputArgs(s.Input)...)
+	for i, o := range s.Outputs {
+		a = appendOutput(a, o, threads)
+		a = append(a, "pipe:"+strconv.Itoa(OutputFD(i)))
+	}
+	return a, nil
+}
+
+// inputArgs are the whitelists and the input itself; shared with ffprobe.
+func inputArgs(in Input) []string {
+	a := make([]string, 0, 8)
+	proto, url := "pipe", "pipe:0"
+	if in.Path != "" {
+		proto, url = "file", "file:"+in.Path
+	}
+	a = append(a, "-protocol_whitelist", proto, "-format_whitelist", strings.Join(AllowedDemuxers, ","))
+	if in.Format != "" {
+		a = append(a, "-f", in.Format)
+	}
+	return append(a, "-i", url)
+}
+
+func appendOutput(a []string, o Output, threads int) []string {
+	if o.Video != nil {
+		a = append(a, "-map", "0:v:0?")
+	}
+	if o.Audio != nil {
+		a = append(a, "-map", "0:a:0?")
+	}
+	if v := o.Video; v != nil {
+		a = append(a, "-c:v", v.Codec)
+		if v.Codec != "copy" {
+			a = appendVideoEncode(a, v)
+			if threads > 0 {
+				a = append(a, "-threads", strconv.Itoa(threads))
+			}
+		}
+	} else {
+		a = append(a, "-vn")
+	}
+	if au := o.Audio; au != nil {
+		a = append(a, "-c:a", au.Codec)
+		if au.Bitrate != "" {
+			a = append(a, "-b:a", au.Bitrate)
+		}
+		if au.Channels > 0 {
+			a = append(a, "-ac", strconv.Itoa(au.Channels))
+		}
+		if au.SampleRate > 0 {
+			a = append(a, "-ar", strconv.Itoa(au.SampleRate))
+		}
+	} else {
+		a = append(a, "-an")
+	}
+	if o.Duration > 0 {
+		a = append(a, "-t", strconv.FormatFloat(o.Duration.Seconds(), 'f', -1, 64))
+	}
+	return append(a, containerArgs[o.Container]...)
+}
+
+func appendVideoEncode(a []string, v *Video) []string {
+	var filters []string
+	if v.Deinterlace {
+		filters = append(filters, "yadif")
+	}
+	if v.FPS > 0 {
+		filters = append(filters, "fps="+strconv.FormatFloat(v.FPS, 'f', -1, 64))
+	}
+	if v.Width > 0 || v.Height > 0 {
+		// -2 keeps the aspect ratio with an even size, which 4:2:0 needs.
+		w, h := v.Width, v.Height
+		if w == 0 {
+			w = -2
+		}
+		if h == 0 {
+			h = -2
+		}
+		filters = append(filters, "scale="+strconv.Itoa(w)+":"+strconv.Itoa(h))
+	}
+	pix := v.PixFmt
+	if pix == "" {
+		pix = "yuv420p"
+	}
+	filters = append(filters, "format="+pix)
+	a = append(a, "-vf", strings.Join(filters, ","))
+	isVPX := strings.HasPrefix(v.Codec, "libvpx")
+	if v.Preset != "" {
+		if isVPX {
+			a = append(a, "-deadline", v.Preset)
+		} else {
+			a = append(a, "-preset", v.Preset)
+		}
+	}
+	if v.CRF > 0 {
+		a = append(a, "-crf", strconv.Itoa(v.CRF))
+		if isVPX && v.Bitrate == "" {
+			a = append(a, "-b:v", "0") // constant quality mode needs it
+		}
+	}
+	if v.Bitrate != "" {
+		a = append(a, "-b:v", v.Bitrate)
+	}
+	if v.MaxRate != "" {
+		a = append(a, "-maxrate", v.MaxRate)
+	}
+	if v.BufSize != "" {
+		a = append(a, "-bufsize", v.BufSize)
+	}
+	if v.Profile != "" {
+		a = append(a, "-profile:v", v.Profile)
+	}
+	if v.GOP > 0 {
+		a = append(a, "-g", strconv.Itoa(v.GOP))
+	}
+	return a
+}
+
+func (s Spec) validate() error {
+	if s.Input.Format != "" && !slices.Contains(AllowedDemuxers, s.Input.Format) {
+		return specErr("Input.Format", "demuxer %q is not allowed", s.Input.Format)
+	}
+	if strings.ContainsRune(s.Input.Path, 0) {
+		return specErr("Input.Path", "contains NUL")
+	}
+	if s.MaxPixels < 0 {
+		return specErr("MaxPixels", "must be >= 0, got %d", s.MaxPixels)
+	}
+	if len(s.Outputs) == 0 {
+		return specErr("Outputs", "at least one output is required")
+	}
+	if len(s.Outputs) > MaxOutputs {
+		return specErr("Outputs", "at most %d outputs, got %d", MaxOutputs, len(s.Outputs))
+	}
+	for i, o := range s.Outputs {
+		if err := o.validate(fmt.Sprintf("Outputs[%d]", i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o Output) validate(field string) error {
+	vcodecs, ok := containerVideo[o.Container]
+	if !ok {
+		return specErr(field+".Container", "unknown container %q (want mp4, webm, m4a, mkv or mpegts)", o.Container)
+	}
+	if o.Video == nil && o.Audio == nil {
+		return specErr(field, "needs Video or Audio")
+	}
+	if o.Duration < 0 {
+		return specErr(field+".Duration", "must be >= 0, got %v", o.Duration)
+	}
+	if v := o.Video; v != nil {
+		f := field + ".Video"
+		if !slices.Contains(allVideo, v.Codec) {
+			return specErr(f+".Codec", "unknown video codec %q", v.Codec)
+		}
+		if !slices.Contains(vcodecs, v.Codec) {
+			return specErr(f+".Codec", "%s cannot carry video codec %q", o.Container, v.Codec)
+		}
+		if err := v.validate(f); err != nil {
+			return err
+		}
+	}
+	if au := o.Audio; au != nil {
+		f := field + ".Audio"
+		if !slices.Contains(allAudio, au.Codec) {
+			return specErr(f+".Codec", "unknown audio codec %q", au.Codec)
+		}
+		if !slices.Contains(containerAudio[o.Container], au.Codec) {
+			return specErr(f+".Codec", "%s cannot carry audio codec %q", o.Container, au.Codec)
+		}
+		if err := au.validate(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v *Video) validate(f string) error {
+	if v.Codec == "copy" {
+		if v.Width != 0 || v.Height != 0 || v.CRF != 0 || v.Preset != "" || v.Bitrate != "" ||
+			v.MaxRate != "" || v.BufSize != "" || v.PixFmt != "" || v.FPS != 0 || v.GOP != 0 ||
+			v.Profile != "" || v.Deinterlace {
+			return specErr(f, "copy cannot be combined with encoding options")
+		}
+		return nil
+	}
+	for _, d := range []struct {
+		name string
+		v    int
+	}{{"Width", v.Width}, {"Height", v.Height}} {
+		if d.v < 0 || d.v > 16384 || d.v%2 != 0 {
+			return specErr(f+"."+d.name, "must be 0 or an even number up to 16384, got %d", d.v)
+		}
+	}
+	if v.CRF < 0 || v.CRF > 63 {
+		return specErr(f+".CRF", "must be 0..63, got %d", v.CRF)
+	}
+	if v.Preset != "" {
+		switch {
+		case v.Codec == "libx264" || v.Codec == "libx265":
+			if !slices.Contains(x26xPresets, v.Preset) {
+				return specErr(f+".Preset", "unknown preset %q", v.Preset)
+			}
+		case strings.HasPrefix(v.Codec, "libvpx"):
+			if !slices.Contains(vpxDeadline, v.Preset) {
+				return specErr(f+".Preset", "%s takes realtime, good or best, got %q", v.Codec, v.Preset)
+			}
+		default:
+			return specErr(f+".Preset", "not supported for %s", v.Codec)
+		}
+	}
+	for _, r := range []struct{ name, v string }{{"Bitrate", v.Bitrate}, {"MaxRate", v.MaxRate}, {"BufSize", v.BufSize}} {
+		if r.v != "" && !rateRe.MatchString(r.v) {
+			return specErr(f+"."+r.name, "want a number with optional k/M/G suffix, got %q", r.v)
+		}
+	}
+	if v.PixFmt != "" && !tokenRe.MatchString(v.PixFmt) {
+		return specErr(f+".PixFmt", "invalid pixel format %q", v.PixFmt)
+	}
+	if v.Profile != "" && !tokenRe.MatchString(v.Profile) {
+		return specErr(f+".Profile", "invalid profile %q", v.Profile)
+	}
+	if v.FPS < 0 || v.FPS > 240 || v.FPS != v.FPS {
+		return specErr(f+".FPS", "must be 0..240, got %v", v.FPS)
+	}
+	if v.GOP < 0 {
+		return specErr(f+".GOP", "must be >= 0, got %d", v.GOP)
+	}
+	return nil
+}
+
+func (a *Audio) validate(f string) error {
+	if a.Codec == "copy" {
+		if a.Bitrate != "" || a.Channels != 0 || a.SampleRate != 0 {
+			return specErr(f, "copy cannot be combined with encoding options")
+		}
+		return nil
+	}
+	if a.Bitrate != "" && !rateRe.MatchString(a.Bitrate) {
+		return specErr(f+".Bitrate", "want a number with optional k/M suffix, got %q", a.Bitrate)
+	}
+	if a.Channels < 0 || a.Channels > 8 {
+		return specErr(f+".Channels", "must be 0..8, got %d", a.Channels)
+	}
+	if a.SampleRate != 0 && (a.SampleRate < 8000 || a.SampleRate > 192000) {
+		return specErr(f+".SampleRate", "must be 0 or 8000..192000, got %d", a.SampleRate)
+	}
+	return nil
+}
+
+// Quote renders argv as one shell-safe line, for --explain output and
+// logs. It is never used to run anything.
+func Quote(argv []string) string {
+	var b strings.Builder
+	for i, s := range argv {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(quoteArg(s))
+	}
+	return b.String()
+}
+
+func quoteArg(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("_@%+=:,./-", c)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,197 @@
+package ffmpeg
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func ExampleSpec_Args() {
+	s := Spec{
+		Outputs: []Output{{
+			Container: "mp4",
+			Video:     &Video{Codec: "libx264", Height: 720, CRF: 23, Preset: "veryfast"},
+			Audio:     &Audio{Codec: "aac", Bitrate: "128k", Channels: 2, SampleRate: 48000},
+		}},
+	}
+	args, err := s.Args()
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(Quote(append([]string{"ffmpeg"}, args...)))
+	// Output:
+	// ffmpeg -hide_banner -nostdin -nostats -loglevel level+error -progress pipe:4 -stats_period 0.5 -protocol_whitelist pipe -format_whitelist mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,avi,flv,ogg,wav,mp3,aac,flac,ivf,h264,hevc,yuv4mpegpipe -i pipe:0 -map '0:v:0?' -map '0:a:0?' -c:v libx264 -vf scale=-2:720,format=yuv420p -preset veryfast -crf 23 -c:a aac -b:a 128k -ac 2 -ar 48000 -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3
+}
+
+func ExampleQuote() {
+	fmt.Println(Quote([]string{"ffmpeg", "-i", "file:/spool/my clip.mp4", "-vf", "scale=1280:720", "it's", ""}))
+	// Output:
+	// ffmpeg -i 'file:/spool/my clip.mp4' -vf scale=1280:720 'it'\''s' ''
+}
+
+// tail returns the argv after the input ("-i url").
+func afterInput(t *testing.T, args []string) []string {
+	t.Helper()
+	i := slices.Index(args, "-i")
+	if i < 0 {
+		t.Fatalf("no -i in %q", args)
+	}
+	return args[i+2:]
+}
+
+func TestArgs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		spec      Spec
+		threads   int
+		wantIn    []string // must appear, in order, up to and including -i
+		wantOut   string   // argv after the input, space-joined
+		wantFlags []string // each must appear somewhere
+	}{
+		{
+			name:    "file input, audio only m4a, duration",
+			spec:    Spec{Input: Input{Path: "/spool/a b.mp4", Format: "mov"}, Outputs: []Output{{Container: "m4a", Audio: &Audio{Codec: "aac"}, Duration: 1500 * time.Millisecond}}},
+			wantIn:  []string{"-protocol_whitelist", "file", "-format_whitelist", strings.Join(AllowedDemuxers, ","), "-f", "mov", "-i", "file:/spool/a b.mp4"},
+			wantOut: "-map 0:a:0? -vn -c:a aac -t 1.5 -f ipod -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3",
+		},
+		{
+			name:    "copy both into mpegts",
+			spec:    Spec{Outputs: []Output{{Container: "mpegts", Video: &Video{Codec: "copy"}, Audio: &Audio{Codec: "copy"}}}},
+			wantOut: "-map 0:v:0? -map 0:a:0? -c:v copy -c:a copy -f mpegts pipe:3",
+		},
+		{
+			name: "full x264 video, no audio, threads",
+			spec: Spec{MaxPixels: 8294400, Outputs: []Output{{Container: "mkv", Video: &Video{
+				Codec: "libx264", Width: 1280, Height: 720, CRF: 20, Preset: "fast", Bitrate: "3M", MaxRate: "4M", BufSize: "8M",
+				PixFmt: "yuv420p10le", FPS: 29.97, GOP: 60, Profile: "high", Deinterlace: true,
+			}}}},
+			threads:   4,
+			wantIn:    []string{"-max_pixels", "8294400", "-protocol_whitelist", "pipe", "-format_whitelist", strings.Join(AllowedDemuxers, ","), "-i", "pipe:0"},
+			wantOut:   "-map 0:v:0? -c:v libx264 -vf yadif,fps=29.97,scale=1280:720,format=yuv420p10le -preset fast -crf 20 -b:v 3M -maxrate 4M -bufsize 8M -profile:v high -g 60 -threads 4 -an -f matroska pipe:3",
+			wantFlags: []string{"-progress", "pipe:4"},
+		},
+		{
+			name:    "vp9 crf into webm",
+			spec:    Spec{Outputs: []Output{{Container: "webm", Video: &Video{Codec: "libvpx-vp9", Width: 640, CRF: 31, Preset: "realtime"}, Audio: &Audio{Codec: "libopus", Bitrate: "96k"}}}},
+			wantOut: "-map 0:v:0? -map 0:a:0? -c:v libvpx-vp9 -vf scale=640:-2,format=yuv420p -deadline realtime -crf 31 -b:v 0 -c:a libopus -b:a 96k -f webm pipe:3",
+		},
+		{
+			name: "two outputs get consecutive pipes, progress after them",
+			spec: Spec{Outputs: []Output{
+				{Container: "mp4", Video: &Video{Codec: "libx264"}, Audio: &Audio{Codec: "aac"}},
+				{Container: "m4a", Audio: &Audio{Codec: "aac"}},
+			}},
+			wantOut: "-map 0:v:0? -map 0:a:0? -c:v libx264 -vf format=yuv420p -c:a aac -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3 " +
+				"-map 0:a:0? -vn -c:a aac -f ipod -movflags +frag_keyframe+empty_moov+default_base_moof pipe:4",
+			wantFlags: []string{"pipe:5"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args, err := tt.spec.args(tt.threads)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := args[:5]; !slices.Equal(got, []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+error"}) {
+				t.Errorf("prefix = %q", got)
+			}
+			if !slices.Contains(args, "-stats_period") {
+				t.Errorf("no -stats_period in %q", args)
+			}
+			if tt.wantIn != nil {
+				i := slices.Index(args, tt.wantIn[0])
+				if i < 0 || !slices.Equal(args[i:i+len(tt.wantIn)], tt.wantIn) {
+					t.Errorf("input args: want %q in %q", tt.wantIn, args)
+				}
+			}
+			if got := strings.Join(afterInput(t, args), " "); got != tt.wantOut {
+				t.Errorf("outputs:\n got %s\nwant %s", got, tt.wantOut)
+			}
+			for _, f := range tt.wantFlags {
+				if !slices.Contains(args, f) {
+					t.Errorf("missing %q in %q", f, args)
+				}
+			}
+			if tt.threads == 0 {
+				plain, _ := tt.spec.Args()
+				if !slices.Equal(plain, args) {
+					t.Errorf("Spec.Args differs from args(0)")
+				}
+			}
+		})
+	}
+}
+
+func TestArgsInvalid(t *testing.T) {
+	t.Parallel()
+	v := func(mod func(*Video)) Spec {
+		vid := &Video{Codec: "libx264"}
+		mod(vid)
+		return Spec{Outputs: []Output{{Container: "mp4", Video: vid}}}
+	}
+	a := func(mod func(*Audio)) Spec {
+		au := &Audio{Codec: "aac"}
+		mod(au)
+		return Spec{Outputs: []Output{{Container: "mp4", Audio: au}}}
+	}
+	tests := []struct {
+		name, field string
+		spec        Spec
+	}{
+		{"no outputs", "Outputs", Spec{}},
+		{"too many outputs", "Outputs", Spec{Outputs: make([]Output, MaxOutputs+1)}},
+		{"unknown container", "Outputs[0].Container", Spec{Outputs: []Output{{Container: "avi", Audio: &Audio{Codec: "aac"}}}}},
+		{"empty output", "Outputs[0]", Spec{Outputs: []Output{{Container: "mp4"}}}},
+		{"negative duration", "Outputs[0].Duration", Spec{Outputs: []Output{{Container: "mp4", Audio: &Audio{Codec: "aac"}, Duration: -1}}}},
+		{"lavfi input", "Input.Format", Spec{Input: Input{Format: "lavfi"}, Outputs: []Output{{Container: "mp4", Audio: &Audio{Codec: "aac"}}}}},
+		{"hls input", "Input.Format", Spec{Input: Input{Format: "hls"}, Outputs: []Output{{Container: "mp4", Audio: &Audio{Codec: "aac"}}}}},
+		{"negative max pixels", "MaxPixels", Spec{MaxPixels: -1, Outputs: []Output{{Container: "mp4", Audio: &Audio{Codec: "aac"}}}}},
+		{"video in m4a", "Outputs[0].Video.Codec", Spec{Outputs: []Output{{Container: "m4a", Video: &Video{Codec: "libx264"}}}}},
+		{"h264 in webm", "Outputs[0].Video.Codec", Spec{Outputs: []Output{{Container: "webm", Video: &Video{Codec: "libx264"}}}}},
+		{"aac in webm", "Outputs[0].Audio.Codec", Spec{Outputs: []Output{{Container: "webm", Audio: &Audio{Codec: "aac"}}}}},
+		{"unknown video codec", "Outputs[0].Video.Codec", v(func(v *Video) { v.Codec = "h264" })},
+		{"odd width", "Outputs[0].Video.Width", v(func(v *Video) { v.Width = 641 })},
+		{"negative height", "Outputs[0].Video.Height", v(func(v *Video) { v.Height = -2 })},
+		{"crf range", "Outputs[0].Video.CRF", v(func(v *Video) { v.CRF = 70 })},
+		{"bad preset", "Outputs[0].Video.Preset", v(func(v *Video) { v.Preset = "turbo" })},
+		{"bad bitrate", "Outputs[0].Video.Bitrate", v(func(v *Video) { v.Bitrate = "-1k" })},
+		{"bad pixfmt", "Outputs[0].Video.PixFmt", v(func(v *Video) { v.PixFmt = "yuv420p,scale=1" })},
+		{"bad profile", "Outputs[0].Video.Profile", v(func(v *Video) { v.Profile = "high -x" })},
+		{"fps", "Outputs[0].Video.FPS", v(func(v *Video) { v.FPS = 1000 })},
+		{"gop", "Outputs[0].Video.GOP", v(func(v *Video) { v.GOP = -1 })},
+		{"copy with scale", "Outputs[0].Video", v(func(v *Video) { v.Codec = "copy"; v.Width = 640 })},
+		{"unknown audio codec", "Outputs[0].Audio.Codec", a(func(a *Audio) { a.Codec = "mp3" })},
+		{"audio bitrate", "Outputs[0].Audio.Bitrate", a(func(a *Audio) { a.Bitrate = "lots" })},
+		{"channels", "Outputs[0].Audio.Channels", a(func(a *Audio) { a.Channels = 9 })},
+		{"sample rate", "Outputs[0].Audio.SampleRate", a(func(a *Audio) { a.SampleRate = 100 })},
+		{"audio copy with bitrate", "Outputs[0].Audio", a(func(a *Audio) { a.Codec = "copy"; a.Bitrate = "64k" })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := tt.spec.Args()
+			var se *SpecError
+			if !errors.As(err, &se) {
+				t.Fatalf("err = %v, want *SpecError", err)
+			}
+			if se.Field != tt.field {
+				t.Errorf("field = %q, want %q (%v)", se.Field, tt.field, err)
+			}
+			if !errors.Is(err, ErrSpec) || !errors.Is(err, ErrInvalidInput) {
+				t.Errorf("%v should match ErrSpec and ErrInvalidInput", err)
+			}
+		})
+	}
+}
+
+func TestFDs(t *testing.T) {
+	t.Parallel()
+	if OutputFD(0) != 3 || OutputFD(2) != 5 || ProgressFD(1) != 4 || ProgressFD(3) != 6 {
+		t.Error("fd layout changed: outputs from 3, progress after the last output")
+	}
+}

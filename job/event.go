@@ -1,0 +1,139 @@
+package job
+
+import (
+	"errors"
+	"time"
+)
+
+// EventType names a step in a job's life. Events are published on transcode.events.<job id>.
+type EventType string
+
+// Event types, in the order a job can meet them.
+const (
+	EventQueued    EventType = "queued"
+	EventStarted   EventType = "started"
+	EventProgress  EventType = "progress"
+	EventSucceeded EventType = "succeeded"
+	EventFailed    EventType = "failed"
+	EventCanceled  EventType = "canceled"
+	// EventRetrying says an attempt failed with a transient error and the job will run again.
+	EventRetrying EventType = "retrying"
+)
+
+// Terminal reports whether no event follows this one.
+func (t EventType) Terminal() bool {
+	return t == EventSucceeded || t == EventFailed || t == EventCanceled
+}
+
+// Class says why a job failed; it decides whether the job is retried.
+type Class string
+
+// Failure classes.
+const (
+	ClassInvalidJob   Class = "invalid_job"   // the job JSON or its fields are wrong: never retried
+	ClassInvalidInput Class = "invalid_input" // the media is corrupt, truncated, unsupported or missing: never retried
+	ClassTransient    Class = "transient"     // the worker or the system failed (killed, stalled, shutting down): retried with backoff
+	ClassTimeout      Class = "timeout"       // the job ran past its timeout: not retried
+	ClassCanceled     Class = "canceled"      // someone canceled it
+	ClassInternal     Class = "internal"      // ffmpeg or the worker failed for a reason of their own: retried up to the delivery limit
+)
+
+// Error is a classified failure: what the worker reports in a failed event.
+type Error struct {
+	Class  Class
+	Reason string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil && e.Reason == "" {
+		return string(e.Class) + ": " + e.Err.Error()
+	}
+	return string(e.Class) + ": " + e.Reason
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// ClassOf returns the class of a classified error, or "" when err carries none.
+func ClassOf(err error) Class {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Class
+	}
+	return ""
+}
+
+// Event is one message on transcode.events.<job id>.
+type Event struct {
+	Type     EventType         `json:"type"`
+	JobID    string            `json:"job_id"`
+	Attempt  int               `json:"attempt,omitempty"`
+	WorkerID string            `json:"worker_id,omitempty"`
+	Time     time.Time         `json:"time"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	Progress *Progress         `json:"progress,omitempty"`
+	Outputs  []OutputResult    `json:"outputs,omitempty"`
+	Error    *Failure          `json:"error,omitempty"`
+	// RetryIn is set on retrying events.
+	RetryIn Duration `json:"retry_in,omitempty"`
+}
+
+// Progress is a snapshot of a running transcode.
+type Progress struct {
+	Percent  float64 `json:"percent"`
+	FPS      float64 `json:"fps,omitempty"`
+	Speed    float64 `json:"speed,omitempty"`
+	OutTime  float64 `json:"out_time"` // seconds of output produced
+	Duration float64 `json:"duration,omitempty"`
+	BytesIn  int64   `json:"bytes_in"`
+	BytesOut int64   `json:"bytes_out"`
+	// Throttled is true while the ring has no free buffer for this job: the job is waiting on
+	// its consumers (backpressure), not on ffmpeg.
+	Throttled bool `json:"throttled,omitempty"`
+}
+
+// OutputResult describes a committed output.
+type OutputResult struct {
+	URL      string  `json:"url"`
+	Size     int64   `json:"size"`
+	Duration float64 `json:"duration"` // seconds
+	Width    int     `json:"width,omitempty"`
+	Height   int     `json:"height,omitempty"`
+	SHA256   string  `json:"sha256"`
+}
+
+// Failure is the error part of a failed (or retrying) event.
+type Failure struct {
+	Class      Class  `json:"class"`
+	Reason     string `json:"reason"`
+	StderrTail string `json:"stderr_tail,omitempty"`
+	Argv       string `json:"argv,omitempty"`
+}
+
+// State is a job's state in the TRANSCODE_STATE bucket.
+type State string
+
+// States.
+const (
+	StateQueued    State = "queued"
+	StateRunning   State = "running"
+	StateSucceeded State = "succeeded"
+	StateFailed    State = "failed"
+	StateCanceled  State = "canceled"
+)
+
+// Status is the value stored under the job id in the TRANSCODE_STATE bucket.
+type Status struct {
+	ID       string         `json:"id"`
+	State    State          `json:"state"`
+	Attempt  int            `json:"attempt,omitempty"`
+	WorkerID string         `json:"worker_id,omitempty"`
+	Updated  time.Time      `json:"updated"`
+	Input    string         `json:"input,omitempty"`
+	Progress *Progress      `json:"progress,omitempty"`
+	Outputs  []OutputResult `json:"outputs,omitempty"`
+	Error    *Failure       `json:"error,omitempty"`
+	// CancelRequested is set by `transcoder cancel` so a queued job is dropped when pulled.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+}

@@ -1,0 +1,340 @@
+package job
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/transcoder/transcoder/ffmpeg"
+)
+
+// ErrUnsupportedMedia is wrapped by plan errors caused by the input media (no usable stream,
+// absurd dimensions): the media is the problem, not the job.
+var ErrUnsupportedMedia = errors.New("job: unsupported media")
+
+// Limits on what the worker will decode, so a crafted header cannot make ffmpeg allocate
+// gigantic frames. 8K is the largest frame a job may have.
+const (
+	MaxInputWidth  = 8192
+	MaxInputHeight = 8192
+	MaxInputPixels = 8192 * 4320
+)
+
+// ResolvedOutput is an output with its preset applied: every field concrete.
+type ResolvedOutput struct {
+	Location  Location
+	Container string
+	Video     *Video
+	Audio     *Audio
+}
+
+// Resolve applies presets to output i: fields set on the output win over its preset, which wins
+// over the job's preset.
+func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
+	o := j.Outputs[i]
+	f := fmt.Sprintf("outputs[%d]", i)
+	loc, err := ParseLocation(o.URL)
+	if err != nil {
+		return ResolvedOutput{}, &FieldError{f + ".url", err.Error()}
+	}
+	name := o.Preset
+	if name == "" {
+		name = j.Preset
+	}
+	var p Preset
+	if name != "" {
+		var ok bool
+		if p, ok = presets[name]; !ok {
+			return ResolvedOutput{}, &FieldError{f + ".preset", fmt.Sprintf("unknown preset %q", name)}
+		}
+	}
+	container := p.Container
+	if o.Container != "" {
+		container = o.Container
+	}
+	video := overlayVideo(p.Video, o.Video)
+	audio := overlayAudio(p.Audio, o.Audio)
+	if o.NoVideo {
+		video = nil
+	}
+	if o.NoAudio {
+		audio = nil
+	}
+	r, err := resolved(container, video, audio, f)
+	if err != nil {
+		return ResolvedOutput{}, err
+	}
+	r.Location = loc
+	return r, nil
+}
+
+func overlayVideo(base, over *Video) *Video {
+	if base == nil && over == nil {
+		return nil
+	}
+	var v Video
+	if base != nil {
+		v = *base
+	}
+	if over != nil {
+		if over.Codec != "" {
+			v.Codec = over.Codec
+		}
+		if over.Width != 0 {
+			v.Width = over.Width
+		}
+		if over.Height != 0 {
+			v.Height = over.Height
+		}
+		if over.CRF != 0 {
+			v.CRF = over.CRF
+		}
+		if over.Preset != "" {
+			v.Preset = over.Preset
+		}
+		if over.Bitrate != "" {
+			v.Bitrate = over.Bitrate
+		}
+		if over.MaxRate != "" {
+			v.MaxRate = over.MaxRate
+		}
+		if over.BufSize != "" {
+			v.BufSize = over.BufSize
+		}
+		if over.FPS != 0 {
+			v.FPS = over.FPS
+		}
+		if over.GOP != 0 {
+			v.GOP = over.GOP
+		}
+		if over.Profile != "" {
+			v.Profile = over.Profile
+		}
+		if over.PixFmt != "" {
+			v.PixFmt = over.PixFmt
+		}
+	}
+	return &v
+}
+
+func overlayAudio(base, over *Audio) *Audio {
+	if base == nil && over == nil {
+		return nil
+	}
+	var a Audio
+	if base != nil {
+		a = *base
+	}
+	if over != nil {
+		if over.Codec != "" {
+			a.Codec = over.Codec
+		}
+		if over.Bitrate != "" {
+			a.Bitrate = over.Bitrate
+		}
+		if over.Channels != 0 {
+			a.Channels = over.Channels
+		}
+		if over.SampleRate != 0 {
+			a.SampleRate = over.SampleRate
+		}
+	}
+	return &a
+}
+
+// Codec names accepted in jobs and presets, and the ffmpeg encoder each selects.
+var (
+	videoEncoders = map[string]string{"h264": "libx264", "vp9": "libvpx-vp9", "copy": "copy"}
+	audioEncoders = map[string]string{"aac": "aac", "opus": "libopus", "copy": "copy"}
+	// containers lists, for each container, the codecs it can carry.
+	containers = map[string]struct{ video, audio []string }{
+		"mp4":    {[]string{"h264", "copy"}, []string{"aac", "copy"}},
+		"m4a":    {nil, []string{"aac", "copy"}},
+		"webm":   {[]string{"vp9", "copy"}, []string{"opus", "copy"}},
+		"mkv":    {[]string{"h264", "vp9", "copy"}, []string{"aac", "opus", "copy"}},
+		"mpegts": {[]string{"h264", "copy"}, []string{"aac", "copy"}},
+	}
+)
+
+func resolved(container string, v *Video, a *Audio, field string) (ResolvedOutput, error) {
+	c, ok := containers[container]
+	if !ok {
+		return ResolvedOutput{}, &FieldError{field + ".container", fmt.Sprintf("unknown container %q (mp4, m4a, webm, mkv, mpegts)", container)}
+	}
+	if v == nil && a == nil {
+		return ResolvedOutput{}, &FieldError{field, "neither video nor audio: name a preset or set video/audio"}
+	}
+	if v != nil {
+		if !contains(c.video, v.Codec) {
+			return ResolvedOutput{}, &FieldError{field + ".video.codec", fmt.Sprintf("%q cannot go in %s (allowed: %s)", v.Codec, container, strings.Join(c.video, ", "))}
+		}
+		switch {
+		case v.Width < 0 || v.Height < 0 || v.Width > maxVideoSide || v.Height > maxVideoSide:
+			return ResolvedOutput{}, &FieldError{field + ".video", fmt.Sprintf("width and height must be 0..%d", maxVideoSide)}
+		case v.CRF < 0 || v.CRF > 63:
+			return ResolvedOutput{}, &FieldError{field + ".video.crf", "must be 0..63"}
+		case v.FPS < 0 || v.FPS > 240:
+			return ResolvedOutput{}, &FieldError{field + ".video.fps", "must be 0..240"}
+		case v.GOP < 0 || v.GOP > 1000:
+			return ResolvedOutput{}, &FieldError{field + ".video.gop", "must be 0..1000"}
+		}
+		for name, s := range map[string]string{"preset": v.Preset, "bitrate": v.Bitrate, "maxrate": v.MaxRate, "bufsize": v.BufSize, "profile": v.Profile, "pix_fmt": v.PixFmt} {
+			if !safeToken(s) {
+				return ResolvedOutput{}, &FieldError{field + ".video." + name, fmt.Sprintf("%q is not a plain value", s)}
+			}
+		}
+	}
+	if a != nil {
+		if !contains(c.audio, a.Codec) {
+			return ResolvedOutput{}, &FieldError{field + ".audio.codec", fmt.Sprintf("%q cannot go in %s (allowed: %s)", a.Codec, container, strings.Join(c.audio, ", "))}
+		}
+		if !safeToken(a.Bitrate) {
+			return ResolvedOutput{}, &FieldError{field + ".audio.bitrate", fmt.Sprintf("%q is not a plain value", a.Bitrate)}
+		}
+		if a.Channels < 0 || a.Channels > 8 || a.SampleRate < 0 || a.SampleRate > 192000 {
+			return ResolvedOutput{}, &FieldError{field + ".audio", "channels must be 0..8, sample_rate 0..192000"}
+		}
+	}
+	return ResolvedOutput{Container: container, Video: v, Audio: a}, nil
+}
+
+// safeToken accepts the short alphanumeric values encoder options take ("128k", "veryfast",
+// "yuv420p") so a job can never smuggle an option or a filter into the argv.
+func safeToken(s string) bool {
+	if len(s) > 32 || strings.HasPrefix(s, "-") {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Plan turns the job and the probe of its input into the ffmpeg spec the worker runs. in says
+// where ffmpeg reads the input: an empty Path means stdin.
+//
+// Decisions: the output fits the output's box turned to the input's orientation (a 720p box
+// is 1280x720 for landscape and 720x1280 for portrait inputs) after applying rotation and sample
+// aspect ratio, is never upscaled, and has even dimensions; a video output of an input without
+// video becomes audio-only, an audio output of an input without audio becomes silent, and an
+// output left with no stream at all is an error of the media.
+func (j *Job) Plan(presets Presets, probe *ffmpeg.ProbeResult, in ffmpeg.Input) (ffmpeg.Spec, error) {
+	spec := ffmpeg.Spec{Input: in, MaxPixels: MaxInputPixels}
+	vs, hasVideo := probe.Video()
+	_, hasAudio := probe.Audio()
+	if !hasVideo && !hasAudio {
+		return spec, fmt.Errorf("%w: no audio or video stream", ErrUnsupportedMedia)
+	}
+	var dw, dh int
+	if hasVideo {
+		var err error
+		if dw, dh, err = displaySize(vs); err != nil {
+			return spec, err
+		}
+	}
+	for i := range j.Outputs {
+		r, err := j.Resolve(i, presets)
+		if err != nil {
+			return spec, err
+		}
+		out := ffmpeg.Output{Container: r.Container}
+		if r.Video != nil && hasVideo {
+			v := &ffmpeg.Video{
+				Codec: videoEncoders[r.Video.Codec], CRF: r.Video.CRF, Preset: r.Video.Preset,
+				Bitrate: r.Video.Bitrate, MaxRate: r.Video.MaxRate, BufSize: r.Video.BufSize,
+				FPS: r.Video.FPS, GOP: r.Video.GOP, Profile: r.Video.Profile, PixFmt: r.Video.PixFmt,
+			}
+			if v.Codec != "copy" {
+				v.Width, v.Height = FitBox(dw, dh, r.Video.Width, r.Video.Height)
+				if v.PixFmt == "" {
+					v.PixFmt = "yuv420p"
+				}
+				v.Deinterlace = interlaced(vs.FieldOrder)
+			}
+			out.Video = v
+		}
+		if r.Audio != nil && hasAudio {
+			out.Audio = &ffmpeg.Audio{Codec: audioEncoders[r.Audio.Codec], Bitrate: r.Audio.Bitrate, Channels: r.Audio.Channels, SampleRate: r.Audio.SampleRate}
+		}
+		if out.Video == nil && out.Audio == nil {
+			return spec, fmt.Errorf("%w: output %d wants %s, the input has none", ErrUnsupportedMedia, i, wants(r))
+		}
+		spec.Outputs = append(spec.Outputs, out)
+	}
+	return spec, nil
+}
+
+func wants(r ResolvedOutput) string {
+	if r.Video != nil {
+		return "video"
+	}
+	return "audio"
+}
+
+func interlaced(fieldOrder string) bool {
+	switch fieldOrder {
+	case "tt", "bb", "tb", "bt":
+		return true
+	}
+	return false
+}
+
+// displaySize is the upright, square-pixel size of the video stream.
+func displaySize(s ffmpeg.Stream) (int, int, error) {
+	w, h := s.Width, s.Height
+	if w <= 0 || h <= 0 {
+		return 0, 0, fmt.Errorf("%w: video stream has no dimensions", ErrUnsupportedMedia)
+	}
+	if w > MaxInputWidth || h > MaxInputHeight || int64(w)*int64(h) > MaxInputPixels {
+		return 0, 0, fmt.Errorf("%w: %dx%d is larger than the %dx%d limit", ErrUnsupportedMedia, w, h, MaxInputWidth, MaxInputHeight)
+	}
+	var num, den int
+	if _, err := fmt.Sscanf(s.SAR, "%d:%d", &num, &den); err == nil && num > 0 && den > 0 && num != den {
+		w = int(math.Round(float64(w) * float64(num) / float64(den)))
+	}
+	if s.Rotation == 90 || s.Rotation == 270 {
+		w, h = h, w
+	}
+	return w, h, nil
+}
+
+// FitBox scales w x h to fit in the box bw x bh (turned to match a portrait input), never
+// upscaling, keeping the aspect ratio, and rounding to even sizes (4:2:0 needs them). A zero box
+// side means unbounded.
+func FitBox(w, h, bw, bh int) (int, int) {
+	if h > w && bw > bh {
+		bw, bh = bh, bw
+	}
+	f := 1.0
+	if bw > 0 && float64(bw)/float64(w) < f {
+		f = float64(bw) / float64(w)
+	}
+	if bh > 0 && float64(bh)/float64(h) < f {
+		f = float64(bh) / float64(h)
+	}
+	if f == 1 {
+		// Not scaling: drop an odd pixel rather than invent one.
+		return max(2, w&^1), max(2, h&^1)
+	}
+	return even(float64(w) * f), even(float64(h) * f)
+}
+
+func even(x float64) int {
+	n := int(math.Round(x/2)) * 2
+	if n < 2 {
+		n = 2
+	}
+	return n
+}

@@ -1,0 +1,91 @@
+package job
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Preset is a named recipe for one output: container, video and audio. A nil Video means an
+// audio-only output; a nil Audio means a silent one.
+type Preset struct {
+	Description string `yaml:"description"`
+	Container   string `yaml:"container"`
+	Video       *Video `yaml:"video"`
+	Audio       *Audio `yaml:"audio"`
+}
+
+// Presets maps preset names to presets.
+type Presets map[string]Preset
+
+// ParsePresets reads a presets YAML document (see configs/presets.yaml) and checks every preset.
+func ParsePresets(data []byte) (Presets, error) {
+	var doc struct {
+		Presets Presets `yaml:"presets"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("job: presets: %w", err)
+	}
+	if len(doc.Presets) == 0 {
+		return nil, fmt.Errorf("job: presets: no presets defined")
+	}
+	for name, p := range doc.Presets {
+		if !ValidID(name) {
+			return nil, fmt.Errorf("job: presets: %q: names are letters, digits, '-' and '_'", name)
+		}
+		if _, err := resolved(p.Container, p.Video, p.Audio, "presets."+name); err != nil {
+			return nil, err
+		}
+	}
+	return doc.Presets, nil
+}
+
+// Names returns the preset names in order.
+func (p Presets) Names() []string {
+	names := make([]string, 0, len(p))
+	for n := range p {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Merge returns a copy of p with the presets of other added; other wins on equal names.
+func (p Presets) Merge(other Presets) Presets {
+	out := make(Presets, len(p)+len(other))
+	for k, v := range p {
+		out[k] = v
+	}
+	for k, v := range other {
+		out[k] = v
+	}
+	return out
+}
+
+// Summary is one line saying what the preset produces, for `transcoder presets`.
+func (p Preset) Summary() string {
+	s := p.Container
+	if p.Video != nil {
+		s += fmt.Sprintf(", %s", p.Video.Codec)
+		if p.Video.Width > 0 || p.Video.Height > 0 {
+			s += fmt.Sprintf(" up to %dx%d", p.Video.Width, p.Video.Height)
+		}
+		if p.Video.CRF > 0 {
+			s += fmt.Sprintf(" crf %d", p.Video.CRF)
+		}
+		if p.Video.Bitrate != "" {
+			s += " " + p.Video.Bitrate
+		}
+	}
+	if p.Audio != nil {
+		s += fmt.Sprintf(", %s", p.Audio.Codec)
+		if p.Audio.Bitrate != "" {
+			s += " " + p.Audio.Bitrate
+		}
+	}
+	return s
+}

@@ -1,0 +1,160 @@
+package job
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// ErrInvalid is wrapped by every validation error: the job itself is wrong and retrying it
+// cannot help.
+var ErrInvalid = errors.New("job: invalid")
+
+// FieldError names the field of the job that is wrong and why.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return "job: " + e.Field + ": " + e.Msg }
+
+// Unwrap makes every FieldError match ErrInvalid.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Limits of a job, chosen so that one job cannot occupy a worker without bound.
+const (
+	MaxOutputs     = 8
+	MaxTimeout     = 24 * time.Hour
+	maxMetadata    = 32
+	maxMetaKey     = 64
+	maxMetaValue   = 1024
+	maxURL         = 4096
+	maxVideoSide   = 8192
+	maxIDLen       = 128
+	DefaultTimeout = 2 * time.Hour
+)
+
+var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+
+// ValidID reports whether id can name a job: it is used as a NATS subject token, a KV key and
+// part of temporary file names, so it is restricted to letters, digits, '-' and '_'.
+func ValidID(id string) bool { return len(id) <= maxIDLen && idRe.MatchString(id) }
+
+// Validate checks the job against the presets and returns the first problem as a *FieldError.
+func (j *Job) Validate(presets Presets) error {
+	if j.Version != 0 && j.Version != Version {
+		return &FieldError{"version", fmt.Sprintf("unsupported version %d (this worker reads %d)", j.Version, Version)}
+	}
+	if j.ID != "" && !ValidID(j.ID) {
+		return &FieldError{"id", "must be 1-128 letters, digits, '-' or '_', starting with a letter or digit"}
+	}
+	if j.Input == "" {
+		return &FieldError{"input", "required"}
+	}
+	if _, err := ParseLocation(j.Input); err != nil {
+		return &FieldError{"input", err.Error()}
+	}
+	if j.Preset != "" {
+		if _, ok := presets[j.Preset]; !ok {
+			return &FieldError{"preset", fmt.Sprintf("unknown preset %q (known: %s)", j.Preset, strings.Join(presets.Names(), ", "))}
+		}
+	}
+	if len(j.Outputs) == 0 {
+		return &FieldError{"outputs", "at least one output is required"}
+	}
+	if len(j.Outputs) > MaxOutputs {
+		return &FieldError{"outputs", fmt.Sprintf("at most %d outputs", MaxOutputs)}
+	}
+	in, _ := ParseLocation(j.Input)
+	seen := map[string]bool{}
+	for i, o := range j.Outputs {
+		f := fmt.Sprintf("outputs[%d]", i)
+		if o.URL == "" {
+			return &FieldError{f + ".url", "required"}
+		}
+		loc, err := ParseLocation(o.URL)
+		if err != nil {
+			return &FieldError{f + ".url", err.Error()}
+		}
+		if seen[loc.Path] {
+			return &FieldError{f + ".url", "same as another output"}
+		}
+		if loc.Path == in.Path {
+			return &FieldError{f + ".url", "same as the input"}
+		}
+		seen[loc.Path] = true
+		if _, err := j.Resolve(i, presets); err != nil {
+			return err
+		}
+	}
+	if j.Timeout < 0 || time.Duration(j.Timeout) > MaxTimeout {
+		return &FieldError{"timeout", fmt.Sprintf("must be between 0 and %s", MaxTimeout)}
+	}
+	switch j.Priority {
+	case "", PriorityHigh, PriorityNormal, PriorityLow:
+	default:
+		return &FieldError{"priority", fmt.Sprintf("must be high, normal or low, not %q", j.Priority)}
+	}
+	if len(j.Metadata) > maxMetadata {
+		return &FieldError{"metadata", fmt.Sprintf("at most %d entries", maxMetadata)}
+	}
+	for k, v := range j.Metadata {
+		if k == "" || len(k) > maxMetaKey || len(v) > maxMetaValue {
+			return &FieldError{"metadata", fmt.Sprintf("keys 1-%d bytes, values at most %d bytes", maxMetaKey, maxMetaValue)}
+		}
+	}
+	return nil
+}
+
+// Location is a parsed input or output URL. Only local files are supported by this version;
+// the scheme is kept so that other stores can be added without changing the job format.
+type Location struct {
+	Scheme string // "file"
+	Path   string // absolute, cleaned
+}
+
+// String returns the location as a file:// URL.
+func (l Location) String() string { return (&url.URL{Scheme: l.Scheme, Path: l.Path}).String() }
+
+// ParseLocation accepts "file:///abs/path" or an absolute path. Anything ffmpeg could read as a
+// protocol or an option (concat:, subfile,, data:, a leading '-') and relative paths are refused:
+// the worker, not ffmpeg, opens inputs.
+func ParseLocation(s string) (Location, error) {
+	if len(s) > maxURL {
+		return Location{}, fmt.Errorf("longer than %d bytes", maxURL)
+	}
+	if strings.ContainsAny(s, "\x00\n\r") {
+		return Location{}, errors.New("contains control characters")
+	}
+	if strings.HasPrefix(s, "-") {
+		return Location{}, errors.New("must not start with '-'")
+	}
+	if strings.HasPrefix(s, "/") {
+		return Location{Scheme: "file", Path: filepath.Clean(s)}, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return Location{}, fmt.Errorf("%q is neither an absolute path nor a URL", s)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return Location{}, errors.New("file URLs must not name a host (use file:///abs/path)")
+		}
+		if !strings.HasPrefix(u.Path, "/") {
+			return Location{}, errors.New("file URL must hold an absolute path")
+		}
+		if u.RawQuery != "" || u.Fragment != "" {
+			return Location{}, errors.New("file URL must not have a query or fragment")
+		}
+		return Location{Scheme: "file", Path: filepath.Clean(u.Path)}, nil
+	case "http", "https", "nats", "s3":
+		return Location{}, fmt.Errorf("scheme %q is not supported by this worker yet (use file://)", u.Scheme)
+	default:
+		return Location{}, fmt.Errorf("scheme %q is not supported", u.Scheme)
+	}
+}

@@ -1,0 +1,164 @@
+package worker
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/job"
+)
+
+// Config configures a Worker. Zero values take the documented defaults.
+type Config struct {
+	// Conn is the NATS connection. Required. The worker does not close it.
+	Conn *nats.Conn
+	// FFmpeg runs ffmpeg and ffprobe. Required.
+	FFmpeg *ffmpeg.Runner
+	// Presets the jobs may name. Required.
+	Presets job.Presets
+
+	// ID names this worker in events and logs. Default: hostname-pid.
+	ID string
+	// Slots is how many jobs run at once. Default: half the CPUs, at least 1.
+	Slots int
+	// RingBuffers is the number of 1 MiB buffers in the ring, shared by all jobs. It bounds the
+	// worker's media memory. Default: enough for Slots jobs (JobBuffers each).
+	RingBuffers int
+	// ChanDepth is the capacity, in buffers, of each channel between stages. Default 4.
+	ChanDepth int
+	// MaxOutputs is the most outputs a job may have on this worker; it sizes the reservation.
+	// Default 2.
+	MaxOutputs int
+	// ProbeBytes is how much of the input is read (into the ring) and probed before ffmpeg
+	// starts. Default 2 MiB.
+	ProbeBytes int
+	// SpoolDir holds inputs that cannot be streamed (mp4 with the index at the end). Default:
+	// os.TempDir().
+	SpoolDir string
+	// SpoolLimit is the largest input the worker spools, in bytes. Default 8 GiB.
+	SpoolLimit int64
+
+	// AckWait is how long NATS waits for an ack or a heartbeat before redelivering. Default 30s.
+	AckWait time.Duration
+	// Heartbeat is how often InProgress is sent while the job advances. Default AckWait/3.
+	Heartbeat time.Duration
+	// StallTimeout stops a job whose input and output have not advanced for this long; it is
+	// retried. Default 2m.
+	StallTimeout time.Duration
+	// MaxDeliver is how often a job is tried before it fails for good. Default 5.
+	MaxDeliver int
+	// Backoff is the delay before retry n (the last entry repeats). Default 5s, 30s, 2m, 10m.
+	Backoff []time.Duration
+	// DefaultTimeout applies to jobs that set none. Default 2h.
+	DefaultTimeout time.Duration
+	// ProgressInterval throttles progress events. Default 1s.
+	ProgressInterval time.Duration
+	// FetchWait is how long one pull request waits for a job. Default 5s.
+	FetchWait time.Duration
+
+	// Logger receives structured logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ID == "" {
+		h, _ := os.Hostname()
+		c.ID = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	if c.Slots == 0 {
+		c.Slots = max(1, runtime.NumCPU()/2)
+	}
+	if c.ChanDepth == 0 {
+		c.ChanDepth = 4
+	}
+	if c.MaxOutputs == 0 {
+		c.MaxOutputs = 2
+	}
+	if c.ProbeBytes == 0 {
+		c.ProbeBytes = 2 << 20
+	}
+	if c.RingBuffers == 0 {
+		c.RingBuffers = c.Slots * c.JobBuffers()
+	}
+	if c.SpoolDir == "" {
+		c.SpoolDir = os.TempDir()
+	}
+	if c.SpoolLimit == 0 {
+		c.SpoolLimit = 8 << 30
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = c.AckWait / 3
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = 2 * time.Minute
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 5
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+	}
+	if c.DefaultTimeout == 0 {
+		c.DefaultTimeout = job.DefaultTimeout
+	}
+	if c.ProgressInterval == 0 {
+		c.ProgressInterval = time.Second
+	}
+	if c.FetchWait == 0 {
+		c.FetchWait = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// probeBuffers is how many ring buffers the probe head occupies.
+func (c *Config) probeBuffers() int { return (c.ProbeBytes + bufSize - 1) / bufSize }
+
+// JobBuffers is the reservation one job takes from the ring before it is pulled: the most
+// buffers its pipeline can hold at once. The source holds the probe head (or one buffer in
+// hand) plus the input channel; the stdin writer holds one; each output holds one in its reader,
+// its channel, and one in its sink.
+func (c *Config) JobBuffers() int {
+	return max(c.probeBuffers(), 1) + c.ChanDepth + 1 + c.MaxOutputs*(c.ChanDepth+2)
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Conn == nil:
+		return fmt.Errorf("worker: Conn is required")
+	case c.FFmpeg == nil:
+		return fmt.Errorf("worker: FFmpeg is required")
+	case len(c.Presets) == 0:
+		return fmt.Errorf("worker: Presets is required")
+	case !job.ValidID(c.ID):
+		return fmt.Errorf("worker: ID %q: letters, digits, '-' and '_' only", c.ID)
+	case c.Slots < 1:
+		return fmt.Errorf("worker: Slots must be at least 1")
+	case c.ChanDepth < 1:
+		return fmt.Errorf("worker: ChanDepth must be at least 1")
+	case c.MaxOutputs < 1 || c.MaxOutputs > job.MaxOutputs:
+		return fmt.Errorf("worker: MaxOutputs must be 1..%d", job.MaxOutputs)
+	case c.ProbeBytes < 64<<10:
+		return fmt.Errorf("worker: ProbeBytes must be at least 64 KiB")
+	case c.RingBuffers < c.JobBuffers():
+		return fmt.Errorf("worker: RingBuffers %d cannot hold one job (%d buffers)", c.RingBuffers, c.JobBuffers())
+	case c.AckWait < time.Second:
+		return fmt.Errorf("worker: AckWait must be at least 1s")
+	case c.Heartbeat <= 0 || c.Heartbeat >= c.AckWait:
+		return fmt.Errorf("worker: Heartbeat must be shorter than AckWait")
+	case c.MaxDeliver < 1:
+		return fmt.Errorf("worker: MaxDeliver must be at least 1")
+	case c.StallTimeout < c.Heartbeat:
+		return fmt.Errorf("worker: StallTimeout must be at least Heartbeat")
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/job"
+)
+
+const publishTimeout = 10 * time.Second
+
+// settle publishes the outcome of a delivery (event, state) and then acks, naks or terms it.
+// The state is written before the ack so that a reader who sees the ack sees the state.
+func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []job.OutputResult, err error) {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	if err == nil {
+		w.emit(ctx, r, job.Event{Type: job.EventSucceeded, Outputs: outs})
+		w.setStatus(ctx, r, job.StateSucceeded, r.progress(), outs)
+		if aerr := r.msg.DoubleAck(ctx); aerr != nil {
+			log.Warn("ack failed; a redelivery will find the job succeeded", "err", aerr)
+		}
+		log.Info("job succeeded", "elapsed", time.Since(r.started).Round(time.Millisecond))
+		return
+	}
+	class, reason := classify(err)
+	shutdown := errors.Is(err, ErrShutdown)
+	act, delay := decide(class, r.attempt, w.cfg.MaxDeliver, w.cfg.Backoff, shutdown)
+	fail := &job.Failure{Class: class, Reason: reason}
+	if t := r.stderr.Load(); t != nil {
+		fail.StderrTail = *t
+	}
+	if a := r.argv.Load(); a != nil {
+		fail.Argv = ffmpeg.Quote(*a)
+	}
+	switch act {
+	case actNak:
+		w.emit(ctx, r, job.Event{Type: job.EventRetrying, Error: fail, RetryIn: job.Duration(delay)})
+		w.setStatus(ctx, r, job.StateQueued, nil, nil, fail)
+		if nerr := r.msg.NakWithDelay(delay); nerr != nil {
+			log.Warn("nak failed; the job returns after the ack wait", "err", nerr)
+		}
+		log.Warn("job will be retried", "class", class, "reason", reason, "retry_in", delay)
+	case actTerm:
+		typ, state := job.EventFailed, job.StateFailed
+		if class == job.ClassCanceled {
+			typ, state = job.EventCanceled, job.StateCanceled
+		}
+		if class == job.ClassTransient || class == job.ClassInternal {
+			fail.Reason += retryNote(r.attempt, w.cfg.MaxDeliver) + ": giving up"
+		}
+		w.emit(ctx, r, job.Event{Type: typ, Error: fail})
+		w.setStatus(ctx, r, state, nil, nil, fail)
+		if terr := r.msg.TermWithReason(string(class) + ": " + firstLine(reason)); terr != nil {
+			log.Warn("term failed", "err", terr)
+		}
+		log.Warn("job "+string(typ), "class", class, "reason", reason)
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// emit publishes an event on the job's subject. Events are best effort: a failure is logged and
+// never fails the job.
+func (w *Worker) emit(ctx context.Context, r *run, ev job.Event) {
+	ev.JobID, ev.Attempt, ev.WorkerID = r.id, r.attempt, w.cfg.ID
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	if r.job != nil {
+		ev.Metadata = r.job.Metadata
+	}
+	if err := publishJSON(ctx, w.js, EventSubject(r.id), ev); err != nil {
+		w.log.Warn("publish event", "job", r.id, "type", ev.Type, "err", err)
+	}
+}
+
+func publishJSON(ctx context.Context, js jetstream.JetStream, subject string, v any) error {
+	bb := bytebufferpool.Get()
+	defer bytebufferpool.Put(bb)
+	if err := json.NewEncoder(bb).Encode(v); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	_, err := js.Publish(ctx, subject, bb.B)
+	return err
+}
+
+func (w *Worker) setStatus(ctx context.Context, r *run, state job.State, p *job.Progress, outs []job.OutputResult, fail ...*job.Failure) {
+	st := job.Status{ID: r.id, State: state, Attempt: r.attempt, WorkerID: w.cfg.ID, Updated: time.Now().UTC(), Progress: p, Outputs: outs}
+	if r.job != nil {
+		st.Input = r.job.Input
+	}
+	if len(fail) > 0 {
+		st.Error = fail[0]
+	}
+	if err := putJSON(ctx, w.kv, r.id, st); err != nil {
+		w.log.Warn("update state", "job", r.id, "state", state, "err", err)
+	}
+}
+
+func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
+	bb := bytebufferpool.Get()
+	defer bytebufferpool.Put(bb)
+	if err := json.NewEncoder(bb).Encode(v); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	_, err := kv.Put(ctx, key, bb.B)
+	return err
+}
+
+func (w *Worker) status(ctx context.Context, id string) (*job.Status, error) {
+	return getStatus(ctx, w.kv, id)
+}
+
+func getStatus(ctx context.Context, kv jetstream.KeyValue, id string) (*job.Status, error) {
+	e, err := kv.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var st job.Status
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}

@@ -1,0 +1,82 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/transcoder/transcoder/configs"
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/internal/testenv"
+	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/worker"
+)
+
+// helperEnv, when set to a NATS URL, turns the test binary into a worker process that the kill
+// tests can SIGKILL: a real separate process, as in production.
+const helperEnv = "TRANSCODER_TEST_WORKER_NATS"
+
+func TestMain(m *testing.M) {
+	if url := os.Getenv(helperEnv); url != "" {
+		os.Exit(helperWorker(url, os.Getenv("TRANSCODER_TEST_WORKER_ID")))
+	}
+	code := m.Run()
+	testenv.Cleanup()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func helperWorker(url, id string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer nc.Close()
+	presets, _ := job.ParsePresets(configs.Presets)
+	runner, err := ffmpeg.New(ffmpeg.Config{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	w, err := worker.New(testConfig(nc, runner, presets, id, os.TempDir()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := w.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = w.Shutdown(sctx)
+	return 0
+}
+
+// testConfig is a worker tuned for tests: short ack wait and quick retries, so redelivery after
+// a kill takes seconds, not the production 30 s.
+func testConfig(nc *nats.Conn, runner *ffmpeg.Runner, presets job.Presets, id, spool string) worker.Config {
+	return worker.Config{
+		Conn: nc, FFmpeg: runner, Presets: presets, ID: id, Slots: 2,
+		SpoolDir: spool, AckWait: 3 * time.Second, Heartbeat: 500 * time.Millisecond,
+		StallTimeout: 30 * time.Second, Backoff: []time.Duration{200 * time.Millisecond},
+		FetchWait: 500 * time.Millisecond, ProgressInterval: 200 * time.Millisecond,
+	}
+}

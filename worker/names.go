@@ -1,0 +1,28 @@
+package worker
+
+import "github.com/transcoder/transcoder/job"
+
+// Names of what the worker keeps on NATS. They are the contract with publishers and operators.
+const (
+	JobsStream     = "TRANSCODE_JOBS"
+	JobsSubjects   = "transcode.jobs.>"
+	ConsumerName   = "transcoders"
+	EventsStream   = "TRANSCODE_EVENTS"
+	EventsSubjects = "transcode.events.>"
+	StateBucket    = "TRANSCODE_STATE"
+	cancelSubjects = "transcode.cancel.*"
+)
+
+// JobSubject is the subject a job of the given priority is published on.
+func JobSubject(p job.Priority) string {
+	if p == "" {
+		p = job.PriorityNormal
+	}
+	return "transcode.jobs." + string(p)
+}
+
+// EventSubject is the subject of a job's events.
+func EventSubject(id string) string { return "transcode.events." + id }
+
+// CancelSubject is where a cancel request for the job is published.
+func CancelSubject(id string) string { return "transcode.cancel." + id }

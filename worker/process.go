@@ -1,0 +1,438 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/transcoder/transcoder/bufpool"
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/pipeline"
+)
+
+// run is one attempt of one job on this worker.
+type run struct {
+	id       string
+	attempt  int
+	job      *job.Job
+	msg      jetstream.Msg
+	cancel   context.CancelCauseFunc
+	started  time.Time
+	duration time.Duration // of the input, from the probe; 0 if unknown
+
+	bytesIn   atomic.Int64
+	bytesOut  atomic.Int64
+	outTimeUS atomic.Int64
+	fps       atomic.Uint64 // math.Float64bits
+	speed     atomic.Uint64
+	waiting   atomic.Int32 // stages blocked on the ring
+	pid       atomic.Int64
+	argv      atomic.Pointer[[]string]
+	stderr    atomic.Pointer[string]
+}
+
+// advance is a number that grows whenever the job makes progress of any kind.
+func (r *run) advance() int64 { return r.bytesIn.Load() + r.bytesOut.Load() + r.outTimeUS.Load() }
+
+func (r *run) progress() *job.Progress {
+	p := &job.Progress{
+		OutTime:   float64(r.outTimeUS.Load()) / 1e6,
+		FPS:       math.Float64frombits(r.fps.Load()),
+		Speed:     math.Float64frombits(r.speed.Load()),
+		BytesIn:   r.bytesIn.Load(),
+		BytesOut:  r.bytesOut.Load(),
+		Throttled: r.waiting.Load() > 0,
+	}
+	if r.duration > 0 {
+		p.Duration = r.duration.Seconds()
+		p.Percent = math.Min(100, math.Round(1000*p.OutTime/p.Duration)/10)
+	}
+	return p
+}
+
+// watchAcquirer marks the run throttled while a stage waits on the ring.
+type watchAcquirer struct {
+	res *bufpool.Reservation
+	r   *run
+}
+
+func (a watchAcquirer) Acquire(ctx context.Context) (*bufpool.Buffer, error) {
+	a.r.waiting.Add(1)
+	b, err := a.res.Acquire(ctx)
+	a.r.waiting.Add(-1)
+	return b, err
+}
+
+func (a watchAcquirer) Release(b *bufpool.Buffer) { a.res.Release(b) }
+
+// process runs one delivery of a job and settles it with NATS.
+func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		w.log.Error("message without metadata", "err", err)
+		_ = msg.Term()
+		return
+	}
+	r := &run{attempt: int(meta.NumDelivered), msg: msg, started: time.Now()}
+	j, jerr := job.Decode(msg.Data())
+	r.id = jobID(j, msg, meta)
+	if jerr == nil {
+		j.ID = r.id
+		jerr = j.Validate(w.cfg.Presets)
+	}
+	r.job = j
+	if j == nil {
+		r.job = &job.Job{ID: r.id}
+	}
+	log := w.log.With("job", r.id, "attempt", r.attempt)
+	ctx, cancel := context.WithCancelCause(w.workCtx)
+	defer cancel(nil)
+	r.cancel = cancel
+
+	// Settling must outlive a hard stop: it is how the job gets back to the queue.
+	settleCtx := context.WithoutCancel(ctx)
+
+	if jerr != nil {
+		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassInvalidJob, Reason: jerr.Error(), Err: jerr})
+		return
+	}
+	if r.attempt > w.cfg.MaxDeliver {
+		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("delivery limit reached: %d deliveries, the last ones did not finish (worker killed?)", r.attempt-1)})
+		return
+	}
+	st, _ := w.status(ctx, r.id)
+	switch {
+	case st != nil && st.CancelRequested:
+		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassCanceled, Reason: "canceled before it started", Err: ErrCanceled})
+		return
+	case st != nil && st.State == job.StateSucceeded && r.attempt > 1:
+		// Redelivered after its outputs were committed (the ack was lost): done already.
+		log.Info("already succeeded; acknowledging redelivery")
+		_ = msg.Ack()
+		return
+	case st == nil:
+		w.emit(ctx, r, job.Event{Type: job.EventQueued, Time: meta.Timestamp})
+	}
+
+	w.mu.Lock()
+	if w.running[r.id] != nil {
+		w.mu.Unlock()
+		// The same job is already running here (a redelivery after a missed heartbeat): let
+		// the running attempt settle it.
+		log.Warn("job already running on this worker; dropping duplicate delivery")
+		return
+	}
+	w.running[r.id] = r
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, r.id)
+		w.mu.Unlock()
+	}()
+
+	timeout := time.Duration(j.Timeout)
+	if timeout == 0 {
+		timeout = w.cfg.DefaultTimeout
+	}
+	ctx, cancelT := context.WithTimeoutCause(ctx, timeout, ErrTimeout)
+	defer cancelT()
+
+	log.Info("job started", "input", j.Input, "outputs", len(j.Outputs))
+	w.setStatus(ctx, r, job.StateRunning, nil, nil)
+	w.emit(ctx, r, job.Event{Type: job.EventStarted})
+
+	watchDone := make(chan struct{})
+	watchStop := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		w.watch(ctx, r, watchStop)
+	}()
+	outs, err := w.transcode(ctx, r, res)
+	close(watchStop)
+	<-watchDone
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = errors.Join(cause, err)
+	}
+	w.settle(settleCtx, log, r, outs, err)
+}
+
+func jobID(j *job.Job, msg jetstream.Msg, meta *jetstream.MsgMetadata) string {
+	if j != nil && j.ID != "" && job.ValidID(j.ID) {
+		return j.ID
+	}
+	if j == nil {
+		// The job did not decode; its id may still be readable, so the publisher hears why.
+		var idOnly struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(msg.Data(), &idOnly) == nil && job.ValidID(idOnly.ID) {
+			return idOnly.ID
+		}
+	}
+	if id := msg.Headers().Get("Nats-Msg-Id"); job.ValidID(id) {
+		return id
+	}
+	// Stable across redeliveries, so events of every attempt land on one subject.
+	return fmt.Sprintf("seq-%d", meta.Sequence.Stream)
+}
+
+// watch sends InProgress while the job advances, stops it when it stalls, and publishes
+// throttled progress events.
+func (w *Worker) watch(ctx context.Context, r *run, stop <-chan struct{}) {
+	hb := time.NewTicker(w.cfg.Heartbeat)
+	defer hb.Stop()
+	pr := time.NewTicker(w.cfg.ProgressInterval)
+	defer pr.Stop()
+	last, lastAt := r.advance(), time.Now()
+	lastSent := int64(-1)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-hb.C:
+			a := r.advance()
+			switch {
+			case a != last || r.waiting.Load() > 0:
+				// Waiting on the ring is backpressure from our own sinks, not a stall.
+				last, lastAt = a, time.Now()
+				if err := r.msg.InProgress(); err != nil {
+					w.log.Warn("heartbeat failed", "job", r.id, "err", err)
+				}
+			case time.Since(lastAt) > w.cfg.StallTimeout:
+				r.cancel(fmt.Errorf("%w: no progress for %s", ErrStalled, w.cfg.StallTimeout.Round(time.Second)))
+				return
+			}
+		case <-pr.C:
+			if a := r.advance(); a != lastSent {
+				lastSent = a
+				p := r.progress()
+				w.emit(ctx, r, job.Event{Type: job.EventProgress, Progress: p})
+				w.setStatus(ctx, r, job.StateRunning, p, nil)
+			}
+		}
+	}
+}
+
+// transcode runs the job's media path: input -> probe -> (spool) -> ffmpeg -> outputs, all
+// through the job's reservation of the ring.
+func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation) ([]job.OutputResult, error) {
+	acq := watchAcquirer{res: res, r: r}
+	loc, _ := job.ParseLocation(r.job.Input)
+	f, err := openInput(loc)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	src := countingReader{r: f, n: &r.bytesIn}
+
+	head, eof, err := readHead(ctx, src, acq, w.cfg.probeBuffers())
+	if err != nil {
+		releaseAll(acq, head)
+		return nil, err
+	}
+	in := ffmpeg.Input{}
+	var probe *ffmpeg.ProbeResult
+	needSpool := scanMP4(chunks(head)) == mp4MoovTail
+	if !needSpool {
+		probe, err = w.cfg.FFmpeg.ProbeChunks(ctx, chunks(head))
+		if err != nil && errors.Is(err, ffmpeg.ErrInvalidInput) && !eof {
+			// The index may lie beyond the head: a file can still tell.
+			needSpool = true
+		} else if err != nil {
+			releaseAll(acq, head)
+			return nil, err
+		}
+	}
+	if needSpool {
+		path, err := spool(ctx, w.cfg.SpoolDir, "transcoder-spool-"+r.id+"-*", head, src, acq, w.cfg.SpoolLimit)
+		releaseAll(acq, head)
+		head = nil
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = os.Remove(path) }()
+		if probe, err = w.cfg.FFmpeg.ProbeFile(ctx, path); err != nil {
+			return nil, err
+		}
+		in.Path = path
+	}
+	r.duration = probe.Duration
+	spec, err := r.job.Plan(w.cfg.Presets, probe, in)
+	if err != nil {
+		releaseAll(acq, head)
+		return nil, err
+	}
+
+	sinks := make([]*fileSink, 0, len(spec.Outputs))
+	defer func() {
+		for _, s := range sinks {
+			s.Abort()
+		}
+	}()
+	for i := range spec.Outputs {
+		ro, _ := r.job.Resolve(i, w.cfg.Presets)
+		s, err := newFileSink(ro.Location, r.id, r.attempt, &r.bytesOut)
+		if err != nil {
+			releaseAll(acq, head)
+			return nil, err
+		}
+		sinks = append(sinks, s)
+	}
+
+	proc, err := w.cfg.FFmpeg.Start(ctx, spec)
+	if err != nil {
+		releaseAll(acq, head)
+		return nil, fmt.Errorf("start ffmpeg: %w", err)
+	}
+	argv := proc.Args()
+	r.argv.Store(&argv)
+	r.pid.Store(int64(proc.Pid()))
+	defer r.pid.Store(0)
+
+	var procErr error
+	p := pipeline.New(ctx, acq)
+	if in.Path == "" {
+		inCh := p.Chan(w.cfg.ChanDepth)
+		p.Go("source", func(ctx context.Context) error {
+			for i, b := range head {
+				select {
+				case inCh <- b:
+				case <-ctx.Done():
+					releaseAll(acq, head[i:])
+					close(inCh)
+					return ctx.Err()
+				}
+			}
+			_, err := pipeline.ReadFrom(ctx, src, acq, inCh)
+			return err
+		})
+		p.Go("ffmpeg-stdin", func(ctx context.Context) error {
+			stdin := proc.Stdin()
+			_, err := pipeline.WriteTo(ctx, inCh, stdin, acq)
+			_ = stdin.Close()
+			if errors.Is(err, syscall.EPIPE) {
+				// ffmpeg stopped reading: it has what it needs, or it failed and says why.
+				drain(ctx, inCh, acq)
+				return nil
+			}
+			return err
+		})
+	}
+	for i, s := range sinks {
+		ch := p.Chan(w.cfg.ChanDepth)
+		out := proc.Output(i)
+		p.Go(fmt.Sprintf("ffmpeg-output-%d", i), func(ctx context.Context) error {
+			_, err := pipeline.ReadFrom(ctx, out, acq, ch)
+			_ = out.Close()
+			return err
+		})
+		p.Go(fmt.Sprintf("sink-%d", i), func(ctx context.Context) error {
+			_, err := pipeline.WriteTo(ctx, ch, s, acq)
+			return err
+		})
+	}
+	p.Go("progress", func(ctx context.Context) error {
+		for pr := range proc.Progress() {
+			r.outTimeUS.Store(pr.OutTime.Microseconds())
+			r.fps.Store(math.Float64bits(pr.FPS))
+			r.speed.Store(math.Float64bits(pr.Speed))
+		}
+		return nil
+	})
+	p.Go("ffmpeg", func(ctx context.Context) error {
+		stop := context.AfterFunc(ctx, proc.Stop)
+		defer stop()
+		procErr = proc.Wait()
+		return procErr
+	})
+	err = p.Wait()
+	tail := proc.StderrTail()
+	r.stderr.Store(&tail)
+	if err != nil {
+		// ffmpeg's own verdict explains more than the broken pipe it caused.
+		if procErr != nil && !errors.Is(procErr, ffmpeg.ErrStopped) {
+			return nil, procErr
+		}
+		return nil, err
+	}
+	for _, s := range sinks {
+		if err := s.Close(); err != nil {
+			return nil, fmt.Errorf("output: %w", err)
+		}
+	}
+	results := make([]job.OutputResult, len(sinks))
+	for i, s := range sinks {
+		res, err := w.verify(ctx, r, spec.Outputs[i], s, tail)
+		if err != nil {
+			return nil, err
+		}
+		results[i] = res
+	}
+	for i, s := range sinks {
+		if err := s.Commit(); err != nil {
+			return nil, err
+		}
+		ro, _ := r.job.Resolve(i, w.cfg.Presets)
+		results[i].URL = ro.Location.String()
+	}
+	sinks = nil
+	return results, nil
+}
+
+func drain(ctx context.Context, in <-chan *bufpool.Buffer, acq pipeline.Acquirer) {
+	for {
+		select {
+		case b, ok := <-in:
+			if !ok {
+				return
+			}
+			acq.Release(b)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// verify probes an output before it is committed: the streams asked for are there and it is as
+// long as the input. ffmpeg exits 0 on a truncated input, so a short output is how a truncated
+// input shows.
+func (w *Worker) verify(ctx context.Context, r *run, want ffmpeg.Output, s *fileSink, stderr string) (job.OutputResult, error) {
+	res := job.OutputResult{Size: s.n, SHA256: s.Sum()}
+	pr, err := w.cfg.FFmpeg.ProbeFile(ctx, s.tmp)
+	if err != nil {
+		if ffmpeg.TruncatedInput(stderr) {
+			return res, &job.Error{Class: job.ClassInvalidInput, Reason: "input is truncated: no output could be made", Err: err}
+		}
+		return res, fmt.Errorf("verify output: %w", err)
+	}
+	res.Duration = math.Round(pr.Duration.Seconds()*1000) / 1000
+	if v, ok := pr.Video(); ok {
+		res.Width, res.Height = v.Width, v.Height
+	} else if want.Video != nil {
+		return res, &job.Error{Class: job.ClassInternal, Reason: "output has no video stream"}
+	}
+	if _, ok := pr.Audio(); !ok && want.Audio != nil {
+		return res, &job.Error{Class: job.ClassInternal, Reason: "output has no audio stream"}
+	}
+	if r.duration > 0 {
+		tol := max(time.Second, r.duration/50)
+		if pr.Duration < r.duration-tol {
+			if ffmpeg.TruncatedInput(stderr) {
+				return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("input is truncated: only %.1fs of %.1fs could be decoded", pr.Duration.Seconds(), r.duration.Seconds())}
+			}
+			return res, &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("output is %.1fs long, input %.1fs", pr.Duration.Seconds(), r.duration.Seconds())}
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,67 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// EnsureStreams creates or updates the jobs and events streams and the state bucket. It is
+// idempotent: every worker and every submitter calls it.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        JobsStream,
+		Description: "transcode jobs: a work queue, one message per job, deduplicated by job id",
+		Subjects:    []string{JobsSubjects},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Duplicates:  10 * time.Minute,
+		MaxMsgSize:  1 << 20,
+	}); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", JobsStream, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        EventsStream,
+		Description: "transcode job events, replayable per job",
+		Subjects:    []string{EventsSubjects},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      7 * 24 * time.Hour,
+		MaxBytes:    1 << 30,
+		Discard:     jetstream.DiscardOld,
+	}); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", EventsStream, err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      StateBucket,
+		Description: "latest state of each transcode job, by job id",
+		History:     1,
+		TTL:         30 * 24 * time.Hour,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", StateBucket, err)
+	}
+	return kv, nil
+}
+
+// ensureConsumer creates or updates the durable pull consumer shared by all workers. The
+// server's delivery limit is off: the worker counts deliveries itself, so a job Nak'ed at
+// shutdown on its last attempt is never stranded in the stream.
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Duration) (jetstream.Consumer, error) {
+	c, err := js.CreateOrUpdateConsumer(ctx, JobsStream, jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		Description:   "transcode workers, shared",
+		FilterSubject: JobsSubjects,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 10000,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", ConsumerName, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,256 @@
+// Package worker pulls transcode jobs from NATS JetStream and runs them: admission against the
+// buffer ring, the job's pipeline around a supervised ffmpeg, heartbeats, events, state, cancel
+// and drain. How a failure is acknowledged (ack, nak with delay, term) is decided in one place,
+// disposition.go, from the error's class.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/transcoder/transcoder/bufpool"
+	"github.com/transcoder/transcoder/job"
+)
+
+const bufSize = bufpool.DefaultBufferSize
+
+// Worker runs jobs from the shared consumer. Start it, then Shutdown it.
+type Worker struct {
+	cfg  Config
+	log  *slog.Logger
+	ring *bufpool.Pool
+	js   jetstream.JetStream
+	kv   jetstream.KeyValue
+	cons jetstream.Consumer
+
+	slots chan struct{}
+
+	mu      sync.Mutex
+	running map[string]*run
+	started bool
+	stopped bool
+
+	// fetchCtx stops pulling (soft stop); workCtx stops running jobs (hard stop). They are the
+	// worker's own lifetime contexts.
+	fetchCtx  context.Context
+	fetchStop context.CancelFunc
+	workCtx   context.Context
+	workStop  context.CancelCauseFunc
+	loopDone  chan struct{}
+	jobs      sync.WaitGroup
+	cancelSub *nats.Subscription
+}
+
+// Errors that end a job for a reason of the worker's, not of ffmpeg's.
+var (
+	ErrShutdown = errors.New("worker: shutting down")
+	ErrCanceled = errors.New("worker: job canceled")
+	ErrTimeout  = errors.New("worker: job timed out")
+	ErrStalled  = errors.New("worker: job stalled")
+)
+
+// New validates cfg and allocates the ring. Nothing touches NATS until Start.
+func New(cfg Config) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ring, err := bufpool.New(bufpool.Config{Buffers: cfg.RingBuffers})
+	if err != nil {
+		return nil, fmt.Errorf("worker: ring: %w", err)
+	}
+	js, err := jetstream.New(cfg.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("worker: jetstream: %w", err)
+	}
+	return &Worker{
+		cfg:     cfg,
+		log:     cfg.Logger.With("worker", cfg.ID),
+		ring:    ring,
+		js:      js,
+		slots:   make(chan struct{}, cfg.Slots),
+		running: map[string]*run{},
+	}, nil
+}
+
+// ID is the worker's id.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Ring exposes the ring's statistics.
+func (w *Worker) Ring() bufpool.Stats { return w.ring.Stats() }
+
+// Start creates what the worker needs on NATS and starts pulling jobs. ctx bounds only the setup.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return errors.New("worker: already started")
+	}
+	kv, err := EnsureStreams(ctx, w.js)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	cons, err := ensureConsumer(ctx, w.js, w.cfg.AckWait)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	w.kv, w.cons = kv, cons
+	w.cancelSub, err = w.cfg.Conn.Subscribe(cancelSubjects, w.onCancel)
+	if err != nil {
+		return fmt.Errorf("worker: subscribe %s: %w", cancelSubjects, err)
+	}
+	w.fetchCtx, w.fetchStop = context.WithCancel(context.Background())
+	w.workCtx, w.workStop = context.WithCancelCause(context.Background())
+	w.loopDone = make(chan struct{})
+	w.started = true
+	go w.fetchLoop()
+	w.log.Info("worker started", "slots", w.cfg.Slots, "ring_buffers", w.cfg.RingBuffers,
+		"job_buffers", w.cfg.JobBuffers(), "ack_wait", w.cfg.AckWait)
+	return nil
+}
+
+// Shutdown stops pulling at once, lets running jobs finish until ctx is done, then stops their
+// ffmpeg and Naks them for immediate redelivery elsewhere. It returns when every job goroutine
+// has exited; the error is ctx's when jobs had to be stopped. Calls after the first do nothing.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.started || w.stopped {
+		w.mu.Unlock()
+		return nil
+	}
+	w.stopped = true
+	w.mu.Unlock()
+	w.fetchStop()
+	<-w.loopDone
+	done := make(chan struct{})
+	go func() { w.jobs.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		w.log.Warn("grace period over: stopping running jobs", "running", w.Running())
+		w.workStop(ErrShutdown)
+		<-done
+	}
+	w.workStop(ErrShutdown)
+	if uerr := w.cancelSub.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {
+		w.log.Warn("unsubscribe", "err", uerr)
+	}
+	w.log.Info("worker stopped", "ring_in_use", w.ring.Stats().InUse)
+	return err
+}
+
+// JobInfo describes a job running on this worker.
+type JobInfo struct {
+	ID       string
+	Attempt  int
+	Pid      int // ffmpeg's process id, 0 while it is not running
+	Progress *job.Progress
+}
+
+// Jobs lists the jobs running now.
+func (w *Worker) Jobs() []JobInfo {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]JobInfo, 0, len(w.running))
+	for _, r := range w.running {
+		out = append(out, JobInfo{ID: r.id, Attempt: r.attempt, Pid: int(r.pid.Load()), Progress: r.progress()})
+	}
+	return out
+}
+
+// Running is the number of jobs running now.
+func (w *Worker) Running() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.running)
+}
+
+// fetchLoop pulls one job whenever a slot is free and the ring can reserve the job's buffers;
+// a saturated worker simply stops pulling, and other workers take the jobs.
+func (w *Worker) fetchLoop() {
+	defer close(w.loopDone)
+	retry := time.NewTimer(0)
+	<-retry.C
+	for {
+		select {
+		case w.slots <- struct{}{}:
+		case <-w.fetchCtx.Done():
+			return
+		}
+		res, err := w.ring.Reserve(w.fetchCtx, w.cfg.JobBuffers())
+		if err != nil {
+			<-w.slots
+			return
+		}
+		msg, err := w.fetchOne()
+		if msg == nil {
+			res.Close()
+			<-w.slots
+			if err != nil {
+				if w.fetchCtx.Err() != nil {
+					return
+				}
+				w.log.Warn("fetch failed", "err", err)
+				retry.Reset(time.Second)
+				select {
+				case <-retry.C:
+				case <-w.fetchCtx.Done():
+					return
+				}
+			}
+			continue
+		}
+		if w.fetchCtx.Err() != nil {
+			// Pulled as we began to stop: give it straight back.
+			_ = msg.Nak()
+			res.Close()
+			<-w.slots
+			return
+		}
+		w.jobs.Add(1)
+		go func() {
+			defer w.jobs.Done()
+			defer func() { res.Close(); <-w.slots }()
+			w.process(msg, res)
+		}()
+	}
+}
+
+func (w *Worker) fetchOne() (jetstream.Msg, error) {
+	ctx, cancel := context.WithTimeout(w.fetchCtx, w.cfg.FetchWait)
+	defer cancel()
+	batch, err := w.cons.Fetch(1, jetstream.FetchContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	var msg jetstream.Msg
+	for m := range batch.Messages() {
+		msg = m
+	}
+	if msg == nil {
+		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !errors.Is(err, nats.ErrTimeout) {
+			return nil, err
+		}
+	}
+	return msg, nil
+}
+
+func (w *Worker) onCancel(m *nats.Msg) {
+	id := m.Subject[len("transcode.cancel."):]
+	w.mu.Lock()
+	r := w.running[id]
+	w.mu.Unlock()
+	if r != nil {
+		w.log.Info("cancel requested", "job", id)
+		r.cancel(ErrCanceled)
+	}
+}
