@@ -102,4 +102,3 @@ func runCommand(stdout, stderr io.Writer) *cobra.Command {
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log the worker's steps")
 	return c
 }
-

@@ -95,4 +95,3 @@ func waitJob(ctx context.Context, cl *worker.Client, id string, stdout, stderr i
 	}
 	return nil
 }
-

@@ -138,4 +138,3 @@ func writeJSON(w io.Writer, v any, indent bool) error {
 	}
 	return enc.Encode(v)
 }
-
