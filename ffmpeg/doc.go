@@ -25,4 +25,30 @@
 // ("[error]", "[fatal]") so a reader of the tail can tell the fatal line
 // from the ones before it. Classify strips the tags and the
 // "[demuxer @ 0x...]" context prefixes when it picks a reason.
+//
+// # ffmpeg 5.1 on pipes
+//
+// What the tests established, and the worker must know:
+//
+//   - mp4 and m4a outputs are fragmented (frag_keyframe+empty_moov+
+//     default_base_moof) because the plain muxers seek back to write moov.
+//     The ipod muxer (m4a) accepts the same flags on a pipe. ffprobe reads
+//     correct durations from these files (within the AAC priming, ~21 ms).
+//   - webm/mkv written to a pipe carry no duration and no cues (ffprobe
+//     says N/A): the muxer cannot seek back to fill them in.
+//   - mp4 with moov at the end cannot be read from a pipe: ffmpeg reads
+//     past mdat, finds moov, cannot seek back, logs "partial file" and may
+//     still exit 0 with an empty output. Spool such inputs to a file.
+//   - a truncated mp4 or matroska input also exits 0; check
+//     TruncatedInput(Process.StderrTail()) after a successful Wait.
+//     MPEG-TS truncation cannot be seen.
+//   - ffmpeg probes up to 5 s (analyzeduration) or 5 MB (probesize) of a
+//     pipe before it writes anything or reports progress.
+//   - SIGTERM does not interrupt ffmpeg blocked reading stdin (the read is
+//     restarted), so Stop also closes stdin; a stop then takes
+//     milliseconds instead of KillDelay.
+//   - the parent-death signal fires when the OS thread that started
+//     ffmpeg exits; Go only ends threads whose goroutine exits while
+//     locked with runtime.LockOSThread, so do not call Start from such a
+//     goroutine.
 package ffmpeg

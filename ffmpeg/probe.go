@@ -133,6 +133,9 @@ func (r *Runner) probe(ctx context.Context, cmd *exec.Cmd, args []string, starte
 	if err := cmd.Wait(); err != nil {
 		return nil, r.runError(ctx, "probe", args, cmd, err, tail.release())
 	}
+	if out.overflow {
+		return nil, &Error{Op: "probe", Args: args, Reason: "ffprobe printed more than " + strconv.Itoa(maxProbeOutput) + " bytes", StderrTail: tail.release(), Kind: ErrInvalidInput}
+	}
 	res, err := ParseProbe(out.b.Bytes())
 	if err != nil {
 		return nil, &Error{Op: "probe", Args: args, Reason: err.Error(), StderrTail: tail.release(), Kind: ErrInternal}

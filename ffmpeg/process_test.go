@@ -325,3 +325,44 @@ func nextProgress(t *testing.T, ch <-chan Progress, d time.Duration) (Progress, 
 		return Progress{}, false
 	}
 }
+
+func TestStartErrors(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		spec Spec
+		want error
+	}{
+		{"invalid spec", ctxT(t), Spec{}, ErrSpec},
+		{"context already canceled", canceled, spec1, ErrStopped},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := f.r.Start(tt.ctx, tt.spec)
+			if p != nil || !errors.Is(err, tt.want) {
+				t.Errorf("Start = %v, %v; want nil, %v", p, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestProgressLatestWins(t *testing.T) {
+	t.Parallel()
+	p := &Process{progress: make(chan Progress, progressBuffer)}
+	for i := range 100 {
+		p.publish(Progress{Frame: int64(i)}) // must never block
+	}
+	close(p.progress)
+	var got []int64
+	for pr := range p.progress {
+		got = append(got, pr.Frame)
+	}
+	if len(got) != progressBuffer || got[len(got)-1] != 99 {
+		t.Errorf("kept %v, want the last %d ending with 99", got, progressBuffer)
+	}
+}

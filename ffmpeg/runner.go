@@ -3,7 +3,6 @@ package ffmpeg
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -174,18 +173,20 @@ func newPipe(size int) (r, w *os.File, err error) {
 	return r, w, nil
 }
 
-// limitedBuffer collects output up to max bytes and fails after that, so
-// a runaway ffprobe cannot grow worker memory.
+// limitedBuffer collects output up to max bytes and discards the rest
+// (never failing a write: the child must not block on a pipe nobody
+// reads), so a runaway child cannot grow worker memory.
 type limitedBuffer struct {
-	b   bytes.Buffer
-	max int
+	b        bytes.Buffer
+	max      int
+	overflow bool
 }
 
-var errOutputTooLarge = errors.New("ffmpeg: output too large")
-
 func (l *limitedBuffer) Write(p []byte) (int, error) {
-	if l.b.Len()+len(p) > l.max {
-		return 0, errOutputTooLarge
+	if room := l.max - l.b.Len(); len(p) > room {
+		l.overflow = true
+		l.b.Write(p[:max(room, 0)])
+		return len(p), nil
 	}
 	return l.b.Write(p)
 }

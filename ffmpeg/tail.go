@@ -12,8 +12,8 @@ import (
 // amortised, and a single huge write is cut before it is appended, so
 // memory stays bounded whatever ffmpeg prints.
 type tailBuffer struct {
-	mu      sync.Mutex
-	buf     *bytebufferpool.ByteBuffer
+	mu    sync.Mutex
+	buf   *bytebufferpool.ByteBuffer
 	max   int
 	final string // set by release
 	done  bool

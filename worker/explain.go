@@ -32,7 +32,7 @@ func Explain(ctx context.Context, runner *ffmpeg.Runner, presets job.Presets, j 
 	defer func() { _ = f.Close() }()
 	head := make([]byte, 2<<20)
 	n, err := io.ReadFull(f, head)
-	eof := err == io.EOF || err == io.ErrUnexpectedEOF
+	eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 	if err != nil && !eof {
 		return nil, err
 	}

@@ -1,0 +1,263 @@
+package job_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/transcoder/transcoder/configs"
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/job"
+)
+
+func presets(t *testing.T) job.Presets {
+	t.Helper()
+	p, err := job.ParsePresets(configs.Presets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBuiltinPresets(t *testing.T) {
+	p := presets(t)
+	for _, name := range []string{"h264-1080p", "h264-720p", "h264-480p", "vp9-720p", "aac-audio"} {
+		if _, ok := p[name]; !ok {
+			t.Errorf("preset %s missing", name)
+		}
+	}
+}
+
+func TestParsePresetsErrors(t *testing.T) {
+	for name, doc := range map[string]string{
+		"empty":         "presets: {}\n",
+		"unknown key":   "presets:\n  x:\n    container: mp4\n    colour: red\n",
+		"bad container": "presets:\n  x:\n    container: avi\n    video: {codec: h264}\n",
+		"bad codec":     "presets:\n  x:\n    container: webm\n    video: {codec: h264}\n",
+		"nothing":       "presets:\n  x:\n    container: mp4\n",
+		"bad name":      "presets:\n  'a b':\n    container: m4a\n    audio: {codec: aac}\n",
+		"smuggled opt":  "presets:\n  x:\n    container: mp4\n    video: {codec: h264, preset: '-vf'}\n",
+	} {
+		if _, err := job.ParsePresets([]byte(doc)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestDecode(t *testing.T) {
+	cases := []struct {
+		name, in string
+		ok       bool
+	}{
+		{"minimal", `{"input":"file:///a.mp4","preset":"h264-720p","outputs":[{"url":"file:///b.mp4"}]}`, true},
+		{"timeout string", `{"input":"/a.mp4","outputs":[],"timeout":"30m"}`, true},
+		{"timeout seconds", `{"input":"/a.mp4","outputs":[],"timeout":90}`, true},
+		{"bad timeout", `{"input":"/a.mp4","timeout":"soon"}`, false},
+		{"unknown field", `{"input":"/a.mp4","ouputs":[]}`, false},
+		{"truncated", `{"input":`, false},
+		{"trailing", `{"input":"/a"} {}`, false},
+		{"not an object", `[1,2]`, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := job.Decode([]byte(c.in))
+			if (err == nil) != c.ok {
+				t.Fatalf("err = %v, want ok=%v", err, c.ok)
+			}
+			if err != nil && !errors.Is(err, job.ErrInvalid) {
+				t.Errorf("decode error %v does not wrap ErrInvalid", err)
+			}
+		})
+	}
+	j, _ := job.Decode([]byte(`{"input":"/a.mp4","outputs":[],"timeout":90}`))
+	if time.Duration(j.Timeout) != 90*time.Second {
+		t.Errorf("timeout %v", time.Duration(j.Timeout))
+	}
+}
+
+func TestValidate(t *testing.T) {
+	p := presets(t)
+	good := func() *job.Job {
+		return &job.Job{Input: "file:///in/a.mp4", Preset: "h264-720p", Outputs: []job.Output{{URL: "file:///out/a.mp4"}}}
+	}
+	cases := []struct {
+		name  string
+		edit  func(j *job.Job)
+		field string // "" means valid
+	}{
+		{"good", func(j *job.Job) {}, ""},
+		{"plain path", func(j *job.Job) { j.Input = "/in/a.mp4" }, ""},
+		{"bad version", func(j *job.Job) { j.Version = 2 }, "version"},
+		{"bad id", func(j *job.Job) { j.ID = "a.b" }, "id"},
+		{"id with space", func(j *job.Job) { j.ID = "a b" }, "id"},
+		{"no input", func(j *job.Job) { j.Input = "" }, "input"},
+		{"relative", func(j *job.Job) { j.Input = "in/a.mp4" }, "input"},
+		{"concat", func(j *job.Job) { j.Input = "concat:/a.mp4|/b.mp4" }, "input"},
+		{"subfile", func(j *job.Job) { j.Input = "subfile,,start,0,end,0,,:/etc/passwd" }, "input"},
+		{"data", func(j *job.Job) { j.Input = "data:video/mp4;base64,AAAA" }, "input"},
+		{"dash", func(j *job.Job) { j.Input = "-i" }, "input"},
+		{"file host", func(j *job.Job) { j.Input = "file://evil/a.mp4" }, "input"},
+		{"http not yet", func(j *job.Job) { j.Input = "http://example.com/a.mp4" }, "input"},
+		{"unknown preset", func(j *job.Job) { j.Preset = "nope" }, "preset"},
+		{"no outputs", func(j *job.Job) { j.Outputs = nil }, "outputs"},
+		{"too many outputs", func(j *job.Job) {
+			for i := range 9 {
+				j.Outputs = append(j.Outputs, job.Output{URL: fmt.Sprintf("/o/%d.mp4", i)})
+			}
+		}, "outputs"},
+		{"output no url", func(j *job.Job) { j.Outputs[0].URL = "" }, "outputs[0].url"},
+		{"output = input", func(j *job.Job) { j.Outputs[0].URL = j.Input }, "outputs[0].url"},
+		{"duplicate outputs", func(j *job.Job) { j.Outputs = append(j.Outputs, j.Outputs[0]) }, "outputs[1].url"},
+		{"no preset no spec", func(j *job.Job) { j.Preset = "" }, "outputs[0].container"},
+		{"explicit spec", func(j *job.Job) {
+			j.Preset = ""
+			j.Outputs[0] = job.Output{URL: "/o.webm", Container: "webm", Video: &job.Video{Codec: "vp9", Height: 360}}
+		}, ""},
+		{"codec vs container", func(j *job.Job) { j.Outputs[0].Container = "webm" }, "outputs[0].video.codec"},
+		{"absurd size", func(j *job.Job) { j.Outputs[0].Video = &job.Video{Width: 100000} }, "outputs[0].video"},
+		{"smuggled bitrate", func(j *job.Job) { j.Outputs[0].Audio = &job.Audio{Bitrate: "1k -vf x"} }, "outputs[0].audio.bitrate"},
+		{"negative timeout", func(j *job.Job) { j.Timeout = job.Duration(-time.Second) }, "timeout"},
+		{"huge timeout", func(j *job.Job) { j.Timeout = job.Duration(48 * time.Hour) }, "timeout"},
+		{"bad priority", func(j *job.Job) { j.Priority = "urgent" }, "priority"},
+		{"big metadata", func(j *job.Job) { j.Metadata = map[string]string{"k": strings.Repeat("x", 2000)} }, "metadata"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			j := good()
+			c.edit(j)
+			err := j.Validate(p)
+			if c.field == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			var fe *job.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("err = %v, want a FieldError on %s", err, c.field)
+			}
+			if fe.Field != c.field {
+				t.Errorf("field = %q (%v), want %q", fe.Field, err, c.field)
+			}
+			if !errors.Is(err, job.ErrInvalid) {
+				t.Error("does not wrap ErrInvalid")
+			}
+		})
+	}
+}
+
+func TestFitBox(t *testing.T) {
+	cases := []struct{ w, h, bw, bh, ww, wh int }{
+		{1280, 720, 854, 480, 854, 480},
+		{1920, 1080, 1280, 720, 1280, 720},
+		{640, 360, 854, 480, 640, 360},    // never upscale
+		{641, 361, 854, 480, 640, 360},    // odd sizes drop a pixel, never add one
+		{1080, 1920, 1280, 720, 720, 1280}, // portrait: the box turns
+		{720, 576, 1280, 720, 720, 576},
+		{1440, 1080, 1280, 720, 960, 720},
+		{4000, 1000, 1280, 720, 1280, 320}, // wide: width bounds
+		{3, 3, 1280, 720, 2, 2},
+		{1920, 1080, 0, 480, 854, 480}, // only a height
+	}
+	for _, c := range cases {
+		gw, gh := job.FitBox(c.w, c.h, c.bw, c.bh)
+		if gw != c.ww || gh != c.wh {
+			t.Errorf("FitBox(%dx%d in %dx%d) = %dx%d, want %dx%d", c.w, c.h, c.bw, c.bh, gw, gh, c.ww, c.wh)
+		}
+	}
+}
+
+func TestPlan(t *testing.T) {
+	p := presets(t)
+	video := ffmpeg.Stream{Type: "video", Codec: "h264", Width: 1920, Height: 1080, SAR: "1:1"}
+	audio := ffmpeg.Stream{Type: "audio", Codec: "aac", Channels: 2, SampleRate: 48000}
+	cases := []struct {
+		name    string
+		preset  string
+		streams []ffmpeg.Stream
+		check   func(t *testing.T, s ffmpeg.Spec, err error)
+	}{
+		{"720p", "h264-720p", []ffmpeg.Stream{video, audio}, func(t *testing.T, s ffmpeg.Spec, err error) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := s.Outputs[0].Video
+			if v.Codec != "libx264" || v.Width != 1280 || v.Height != 720 || v.PixFmt != "yuv420p" || s.Outputs[0].Audio == nil {
+				t.Errorf("spec %+v %+v", v, s.Outputs[0].Audio)
+			}
+		}},
+		{"rotated phone video", "h264-720p", []ffmpeg.Stream{{Type: "video", Width: 1920, Height: 1080, Rotation: 90}, audio}, func(t *testing.T, s ffmpeg.Spec, err error) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := s.Outputs[0].Video; v.Width != 720 || v.Height != 1280 {
+				t.Errorf("rotated input gives %dx%d, want upright 720x1280", v.Width, v.Height)
+			}
+		}},
+		{"anamorphic", "h264-720p", []ffmpeg.Stream{{Type: "video", Width: 720, Height: 576, SAR: "16:15"}, audio}, func(t *testing.T, s ffmpeg.Spec, err error) {
+			if v := s.Outputs[0].Video; err != nil || v.Width != 768 || v.Height != 576 {
+				t.Errorf("anamorphic gives %+v, %v; want 768x576 square pixels", v, err)
+			}
+		}},
+		{"no audio", "h264-480p", []ffmpeg.Stream{video}, func(t *testing.T, s ffmpeg.Spec, err error) {
+			if err != nil || s.Outputs[0].Audio != nil || s.Outputs[0].Video == nil {
+				t.Errorf("video-only input: %+v, %v", s.Outputs, err)
+			}
+		}},
+		{"audio preset, no audio", "aac-audio", []ffmpeg.Stream{video}, func(t *testing.T, s ffmpeg.Spec, err error) {
+			if !errors.Is(err, job.ErrUnsupportedMedia) {
+				t.Errorf("err = %v, want ErrUnsupportedMedia", err)
+			}
+		}},
+		{"nothing", "h264-720p", nil, func(t *testing.T, s ffmpeg.Spec, err error) {
+			if !errors.Is(err, job.ErrUnsupportedMedia) {
+				t.Errorf("err = %v", err)
+			}
+		}},
+		{"16K", "h264-720p", []ffmpeg.Stream{{Type: "video", Width: 15360, Height: 8640}}, func(t *testing.T, s ffmpeg.Spec, err error) {
+			if !errors.Is(err, job.ErrUnsupportedMedia) {
+				t.Errorf("err = %v, want the size refused", err)
+			}
+		}},
+		{"interlaced", "h264-720p", []ffmpeg.Stream{{Type: "video", Width: 1920, Height: 1080, FieldOrder: "tt"}}, func(t *testing.T, s ffmpeg.Spec, err error) {
+			if err != nil || !s.Outputs[0].Video.Deinterlace {
+				t.Errorf("interlaced input not deinterlaced: %+v %v", s.Outputs[0].Video, err)
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			j := &job.Job{Input: "/in.mp4", Preset: c.preset, Outputs: []job.Output{{URL: "/out.mp4"}}}
+			s, err := j.Plan(p, &ffmpeg.ProbeResult{Streams: c.streams}, ffmpeg.Input{})
+			c.check(t, s, err)
+			if err == nil {
+				if _, aerr := s.Args(); aerr != nil {
+					t.Errorf("planned spec does not build an argv: %v", aerr)
+				}
+			}
+		})
+	}
+}
+
+func ExampleParseLocation() {
+	for _, s := range []string{"/media/in.mp4", "file:///media/my%20clip.mp4", "concat:/a|/b"} {
+		loc, err := job.ParseLocation(s)
+		fmt.Println(loc.Path, err)
+	}
+	// Output:
+	// /media/in.mp4 <nil>
+	// /media/my clip.mp4 <nil>
+	//  scheme "concat" is not supported
+}
+
+func ExampleFitBox() {
+	fmt.Println(job.FitBox(1920, 1080, 1280, 720)) // landscape into a 720p box
+	fmt.Println(job.FitBox(1080, 1920, 1280, 720)) // portrait: the box turns
+	fmt.Println(job.FitBox(640, 360, 1280, 720))   // never upscaled
+	// Output:
+	// 1280 720
+	// 720 1280
+	// 640 360
+}
