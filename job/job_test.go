@@ -152,8 +152,8 @@ func TestFitBox(t *testing.T) {
 	cases := []struct{ w, h, bw, bh, ww, wh int }{
 		{1280, 720, 854, 480, 854, 480},
 		{1920, 1080, 1280, 720, 1280, 720},
-		{640, 360, 854, 480, 640, 360},    // never upscale
-		{641, 361, 854, 480, 640, 360},    // odd sizes drop a pixel, never add one
+		{640, 360, 854, 480, 640, 360},     // never upscale
+		{641, 361, 854, 480, 640, 360},     // odd sizes drop a pixel, never add one
 		{1080, 1920, 1280, 720, 720, 1280}, // portrait: the box turns
 		{720, 576, 1280, 720, 720, 576},
 		{1440, 1080, 1280, 720, 960, 720},
