@@ -165,14 +165,23 @@ var inputLinePrefixes = []string{"pipe:0:", "file:"}
 //   - exit status 255 or 123 (ffmpeg got a termination signal we did not
 //     send): ErrTransient;
 //   - anything else: ErrInternal.
+//
+//nolint:staticcheck // ST1008: (kind, reason) is the published signature.
 func Classify(exitCode int, signaled bool, stopped bool, stderr string) (kind error, reason string) {
-	kind, reason, _ = classify(exitCode, signaled, stopped, stderr)
-	return kind, reason
+	v := classify(exitCode, signaled, stopped, stderr)
+	return v.kind, v.reason
 }
 
-func classify(exitCode int, signaled, stopped bool, stderr string) (error, string, category) {
+// verdict is Classify's answer plus the stderr category that decided it.
+type verdict struct {
+	kind   error
+	reason string
+	cat    category
+}
+
+func classify(exitCode int, signaled, stopped bool, stderr string) verdict {
 	if stopped {
-		return ErrStopped, "stopped", catNone
+		return verdict{ErrStopped, "stopped", catNone}
 	}
 	if signaled {
 		sig := syscall.Signal(exitCode - 128)
@@ -182,37 +191,37 @@ func classify(exitCode int, signaled, stopped bool, stderr string) (error, strin
 		}
 		switch sig {
 		case syscall.SIGKILL, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE:
-			return ErrTransient, "killed by " + name + " (not by us: out of memory or shutdown?)", catNone
+			return verdict{ErrTransient, "killed by " + name + " (not by us: out of memory or shutdown?)", catNone}
 		default:
-			return ErrInternal, "crashed with " + name, catNone
+			return verdict{ErrInternal, "crashed with " + name, catNone}
 		}
 	}
 	if exitCode == 0 {
-		return nil, "", catNone
+		return verdict{nil, "", catNone}
 	}
 	cat, line := matchStderr(stderr)
 	switch cat {
 	case catTransient:
-		return ErrTransient, line, cat
+		return verdict{ErrTransient, line, cat}
 	case catInternal, catWeakInternal:
-		return ErrInternal, line, cat
+		return verdict{ErrInternal, line, cat}
 	case catInput:
-		return ErrInvalidInput, line, cat
+		return verdict{ErrInvalidInput, line, cat}
 	}
 	if l := inputLine(stderr); l != "" {
-		return ErrInvalidInput, l, catInput
+		return verdict{ErrInvalidInput, l, catInput}
 	}
 	last := lastLine(stderr)
 	if exitCode == 255 || exitCode == 123 {
 		if last == "" {
 			last = "terminated by a signal we did not send"
 		}
-		return ErrTransient, last, catNone
+		return verdict{ErrTransient, last, catNone}
 	}
 	if last == "" {
 		last = "exit status " + strconv.Itoa(exitCode)
 	}
-	return ErrInternal, last, catNone
+	return verdict{ErrInternal, last, catNone}
 }
 
 // matchStderr returns the highest-priority category any line matches and

@@ -107,7 +107,7 @@ func TestClassify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			kind, reason := Classify(tt.code, tt.signaled, tt.stopped, tt.stderr)
-			if kind != tt.want {
+			if !errors.Is(kind, tt.want) || (kind == nil) != (tt.want == nil) {
 				t.Fatalf("kind = %v, want %v (reason %q)", kind, tt.want, reason)
 			}
 			if !strings.Contains(reason, tt.wantReason) {

@@ -22,7 +22,7 @@ func TestStopHangingProcessKillsGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	defer func() { _ = p.Close() }()
 
 	// The fake reports its pid and its grandchild's on output 0.
 	_ = p.Output(0).SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -62,7 +62,7 @@ func TestStopHangingProcessKillsGroup(t *testing.T) {
 		t.Errorf("grandchild %d survived the group kill", child)
 	}
 	p.Stop() // after Wait: still fine
-	if err2 := p.Wait(); err2 != err {
+	if err2 := p.Wait(); !errors.Is(err2, err) {
 		t.Errorf("second Wait = %v, want the first result %v", err2, err)
 	}
 }
@@ -75,7 +75,7 @@ func TestCrashIsClassified(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	defer func() { _ = p.Close() }()
 	out := drain(p.Output(0), "")
 	err = p.Wait()
 	var fe *Error
@@ -85,7 +85,7 @@ func TestCrashIsClassified(t *testing.T) {
 	if fe.Signal != "SIGSEGV" || fe.ExitCode != 139 || !strings.Contains(fe.Reason, "SIGSEGV") {
 		t.Errorf("error = %+v, want SIGSEGV / 139", fe)
 	}
-	waitFor(t, "output", out, 5*time.Second)
+	_ = waitFor(t, "output", out, 5*time.Second)
 }
 
 // TestStderrFlood is not parallel: it measures allocation while 50 MB of
@@ -101,13 +101,13 @@ func TestStderrFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	defer func() { _ = p.Close() }()
 	out := drain(p.Output(0), "")
 	waited := make(chan error, 1)
 	go func() { waited <- p.Wait() }()
 	err = waitFor(t, "Wait during flood", waited, 20*time.Second)
 	runtime.ReadMemStats(&after)
-	waitFor(t, "output", out, 5*time.Second)
+	_ = waitFor(t, "output", out, 5*time.Second)
 
 	if !errors.Is(err, ErrInvalidInput) {
 		t.Errorf("Wait = %v, want ErrInvalidInput from the last line", err)

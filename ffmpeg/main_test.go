@@ -135,14 +135,14 @@ func (f *fixture) fakeFFmpeg(t *testing.T, mode string, cfg Config) *Runner {
 func drain(f *os.File, path string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		var w io.Writer = io.Discard
+		w := io.Discard
 		if path != "" {
 			out, err := os.Create(path)
 			if err != nil {
 				done <- err
 				return
 			}
-			defer out.Close()
+			defer func() { _ = out.Close() }()
 			w = out
 		}
 		buf := make([]byte, 64<<10)

@@ -87,13 +87,13 @@ func (r *Runner) ProbeChunks(ctx context.Context, chunks [][]byte) (*ProbeResult
 	cmd.Stdin = stdinR
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer stdinW.Close() // unblocks the writer whatever happens
+	defer func() { _ = stdinW.Close() }() // unblocks the writer whatever happens
 	started := func() {
 		_ = stdinR.Close()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer stdinW.Close()
+			defer func() { _ = stdinW.Close() }()
 			for _, c := range chunks {
 				// EPIPE: ffprobe had enough and exited.
 				if _, err := stdinW.Write(c); err != nil {

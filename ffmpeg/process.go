@@ -200,7 +200,7 @@ func closeAll(fs []*os.File) {
 
 func (p *Process) readStderr() {
 	defer p.readers.Done()
-	defer p.stderrR.Close()
+	defer func() { _ = p.stderrR.Close() }()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := p.stderrR.Read(buf)
@@ -216,7 +216,7 @@ func (p *Process) readStderr() {
 func (p *Process) readProgress() {
 	defer p.readers.Done()
 	defer close(p.progress)
-	defer p.progR.Close()
+	defer func() { _ = p.progR.Close() }()
 	_ = ParseProgress(p.progR, p.publish)
 }
 

@@ -247,7 +247,7 @@ func TestPipeSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	defer func() { _ = p.Close() }()
 	for name, file := range map[string]*os.File{"stdin": p.Stdin(), "output 0": p.Output(0)} {
 		rc, err := file.SyscallConn()
 		if err != nil {
@@ -286,7 +286,7 @@ func TestCancelMidTranscode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	defer func() { _ = p.Close() }()
 	fed := feed(p.Stdin(), in[:len(in)*8/10], false)
 	out := drain(p.Output(0), "")
 	if _, ok := nextProgress(t, p.Progress(), 10*time.Second); !ok {
@@ -308,8 +308,8 @@ func TestCancelMidTranscode(t *testing.T) {
 	t.Logf("stopped in %v", time.Since(start))
 	assertGone(t, pid)
 	p.Stop() // after exit: a no-op
-	waitFor(t, "output", out, 5*time.Second)
-	waitFor(t, "input writer", fed, 5*time.Second)
+	_ = waitFor(t, "output", out, 5*time.Second)
+	_ = waitFor(t, "input writer", fed, 5*time.Second)
 	for range p.Progress() { // closed
 	}
 }

@@ -3,6 +3,7 @@ package ffmpeg
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -130,14 +131,14 @@ func (r *Runner) runError(ctx context.Context, op string, args []string, cmd *ex
 		e.Signal = unix.SignalName(syscall.Signal(code - 128))
 	}
 	e.ExitCode = code
-	var cat category
-	e.Kind, e.Reason, cat = classify(code, signaled, ctx.Err() != nil, tail)
+	v := classify(code, signaled, ctx.Err() != nil, tail)
+	e.Kind, e.Reason = v.kind, v.reason
 	if e.Kind == nil {
 		e.Kind, e.Reason = ErrInternal, err.Error()
 	}
 	// ffprobe only reads the input: unless our options were rejected or
 	// it died of a signal, a failure means the media is bad.
-	if op == "probe" && e.Kind == ErrInternal && !signaled && cat != catInternal {
+	if op == "probe" && errors.Is(e.Kind, ErrInternal) && !signaled && v.cat != catInternal {
 		e.Kind = ErrInvalidInput
 	}
 	return e

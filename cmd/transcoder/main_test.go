@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.uber.org/goleak"
+
+	"github.com/transcoder/transcoder/internal/testenv"
+	"github.com/transcoder/transcoder/job"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.Cleanup()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func cli(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "w.yaml")
+	if err := os.WriteFile(file, []byte("slots: 3\nack_wait: 10s\nid: from-file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		env   []string
+		flags []string
+		slots int
+		id    string
+		ack   time.Duration
+	}{
+		{"file", nil, nil, 3, "from-file", 10 * time.Second},
+		{"env over file", []string{"TRANSCODER_SLOTS=4", "TRANSCODER_ID=from-env"}, nil, 4, "from-env", 10 * time.Second},
+		{"flag over env", []string{"TRANSCODER_SLOTS=4"}, []string{"--slots=5", "--ack-wait=20s"}, 5, "from-file", 20 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := workerCommand(nil, nil)
+			if err := cmd.ParseFlags(c.flags); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := loadConfig(file, c.env, cmd.Flags())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Slots != c.slots || cfg.ID != c.id || cfg.AckWait != c.ack {
+				t.Errorf("slots=%d id=%s ack=%s, want %d %s %s", cfg.Slots, cfg.ID, cfg.AckWait, c.slots, c.id, c.ack)
+			}
+			if cfg.Listen != "127.0.0.1:4222" || cfg.GracePeriod != 30*time.Second {
+				t.Errorf("defaults from configs/worker.example.yaml lost: %+v", cfg)
+			}
+		})
+	}
+	if _, err := loadConfig(file, []string{"TRANSCODER_SLOTS=many"}, pflag.NewFlagSet("x", pflag.ContinueOnError)); err == nil || !strings.Contains(err.Error(), "TRANSCODER_SLOTS") {
+		t.Errorf("bad env value: err = %v, want it named", err)
+	}
+	if err := os.WriteFile(file, []byte("slotz: 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(file, nil, nil); err == nil {
+		t.Error("unknown key in the config file accepted")
+	}
+}
+
+func TestPresetsAndDryRun(t *testing.T) {
+	out, _, err := cli(t, "presets")
+	if err != nil || !strings.Contains(out, "h264-720p") || !strings.Contains(out, "aac-audio") {
+		t.Fatalf("presets: %v\n%s", err, out)
+	}
+	out, _, err = cli(t, "submit", "in.mp4", "--preset", "h264-480p", "-o", "out.mp4", "--dry-run", "--meta", "k=v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := job.Decode([]byte(out))
+	if err != nil {
+		t.Fatalf("dry-run output is not a job: %v\n%s", err, out)
+	}
+	wd, _ := os.Getwd()
+	if j.ID == "" || j.Input != "file://"+filepath.Join(wd, "in.mp4") || j.Outputs[0].URL != "file://"+filepath.Join(wd, "out.mp4") || j.Metadata["k"] != "v" {
+		t.Errorf("dry-run job %+v", j)
+	}
+	if _, _, err := cli(t, "submit", "in.mp4", "--preset", "nope", "-o", "o.mp4", "--dry-run"); exitCode(err) != 2 {
+		t.Errorf("unknown preset: err %v, exit %d; want usage error", err, exitCode(err))
+	}
+	if _, _, err := cli(t, "run", "in.mp4"); err == nil {
+		t.Error("run without -o accepted")
+	}
+}
+
+func TestRunOneShot(t *testing.T) {
+	dir := t.TempDir()
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 2})
+	out := filepath.Join(dir, "o.mp4")
+
+	stdout, _, err := cli(t, "run", in, "--preset", "h264-480p", "-o", out, "--explain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := strings.SplitN(stdout, "\n", 2)[0]
+	if !strings.HasPrefix(first, "ffmpeg ") || !strings.Contains(first, "-i pipe:0") || !strings.Contains(first, "pipe:3") {
+		t.Errorf("--explain: %q", first)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("--explain wrote an output")
+	}
+
+	stdout, stderr, err := cli(t, "run", in, "--preset", "h264-480p", "-o", out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stdout, out) {
+		t.Errorf("run did not report the output: %q", stdout)
+	}
+	if got := testenv.Probe(t, out, "stream=codec_type", ""); got != "video\naudio" {
+		t.Errorf("streams %q", got)
+	}
+
+	bad := filepath.Join(dir, "bad.mp4")
+	if err := os.WriteFile(bad, bytes.Repeat([]byte("junk"), 10000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err = cli(t, "run", bad, "--preset", "h264-480p", "-o", filepath.Join(dir, "bad-out.mp4"))
+	if err == nil || !strings.Contains(stderr, "invalid_input") {
+		t.Errorf("bad input: err %v, stderr %q; want invalid_input", err, stderr)
+	}
+}
+
+// TestWorkerAndSubmit runs `transcoder worker` on a free port and `transcoder submit --wait`,
+// `status` and `cancel` against it, as separate users would.
+func TestWorkerAndSubmit(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var werr lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, []string{"worker", "--listen", addr, "--data", t.TempDir(), "--slots", "1", "--log-level", "warn"}, pw, &werr)
+		_ = pw.CloseWithError(err)
+		done <- err
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v\n%s", err, werr.String())
+		}
+	}()
+	// The worker says it is ready on stdout once it serves.
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "ready") {
+				close(ready)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker not ready: %s", werr.String())
+	}
+	url := "nats://" + addr
+
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 2})
+	out := filepath.Join(t.TempDir(), "sub.mp4")
+	stdout, stderr, err := cli(t, "submit", "--nats", url, in, "--preset", "h264-480p", "-o", out, "--wait", "--id", "cli-job")
+	if err != nil {
+		t.Fatalf("submit --wait: %v\n%s\n%s", err, stdout, stderr)
+	}
+	if !strings.HasPrefix(stdout, "cli-job\n") || !strings.Contains(stdout, out) {
+		t.Errorf("submit output %q", stdout)
+	}
+	stdout, _, err = cli(t, "status", "--nats", url, "cli-job")
+	var st job.Status
+	if err != nil || json.Unmarshal([]byte(stdout), &st) != nil || st.State != job.StateSucceeded {
+		t.Errorf("status: %v %q", err, stdout)
+	}
+	if _, _, err := cli(t, "cancel", "--nats", url, "cli-job"); err == nil || !strings.Contains(err.Error(), "already succeeded") {
+		t.Errorf("cancel of a finished job: %v", err)
+	}
+	if _, _, err := cli(t, "status", "--nats", url, "no-such-job"); err == nil {
+		t.Error("status of an unknown job succeeded")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
