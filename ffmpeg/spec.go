@@ -235,7 +235,8 @@ func appendVideoEncode(a []string, v *Video) []string {
 		if h == 0 {
 			h = -2
 		}
-		filters = append(filters, "scale="+strconv.Itoa(w)+":"+strconv.Itoa(h))
+		// setsar=1: the planned size is in square pixels, so anamorphic inputs come out right.
+		filters = append(filters, "scale="+strconv.Itoa(w)+":"+strconv.Itoa(h), "setsar=1")
 	}
 	pix := v.PixFmt
 	if pix == "" {
@@ -271,6 +272,14 @@ func appendVideoEncode(a []string, v *Video) []string {
 	}
 	if v.GOP > 0 {
 		a = append(a, "-g", strconv.Itoa(v.GOP))
+	}
+	if isVPX {
+		// libvpx's defaults (one thread row, cpu-used 0) run at a fraction of real time.
+		speed := "4"
+		if v.Preset == "realtime" {
+			speed = "8"
+		}
+		a = append(a, "-row-mt", "1", "-cpu-used", speed)
 	}
 	return a
 }

@@ -23,7 +23,7 @@ func ExampleSpec_Args() {
 	}
 	fmt.Println(Quote(append([]string{"ffmpeg"}, args...)))
 	// Output:
-	// ffmpeg -hide_banner -nostdin -nostats -loglevel level+error -progress pipe:4 -stats_period 0.5 -protocol_whitelist pipe -format_whitelist mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,avi,flv,ogg,wav,mp3,aac,flac,ivf,h264,hevc,yuv4mpegpipe -i pipe:0 -map '0:v:0?' -map '0:a:0?' -c:v libx264 -vf scale=-2:720,format=yuv420p -preset veryfast -crf 23 -c:a aac -b:a 128k -ac 2 -ar 48000 -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3
+	// ffmpeg -hide_banner -nostdin -nostats -loglevel level+error -progress pipe:4 -stats_period 0.5 -protocol_whitelist pipe -format_whitelist mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,avi,flv,ogg,wav,mp3,aac,flac,ivf,h264,hevc,yuv4mpegpipe -i pipe:0 -map '0:v:0?' -map '0:a:0?' -c:v libx264 -vf scale=-2:720,setsar=1,format=yuv420p -preset veryfast -crf 23 -c:a aac -b:a 128k -ac 2 -ar 48000 -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3
 }
 
 func ExampleQuote() {
@@ -71,13 +71,13 @@ func TestArgs(t *testing.T) {
 			}}}},
 			threads:   4,
 			wantIn:    []string{"-max_pixels", "8294400", "-protocol_whitelist", "pipe", "-format_whitelist", strings.Join(AllowedDemuxers, ","), "-i", "pipe:0"},
-			wantOut:   "-map 0:v:0? -c:v libx264 -vf yadif,fps=29.97,scale=1280:720,format=yuv420p10le -preset fast -crf 20 -b:v 3M -maxrate 4M -bufsize 8M -profile:v high -g 60 -threads 4 -an -f matroska pipe:3",
+			wantOut:   "-map 0:v:0? -c:v libx264 -vf yadif,fps=29.97,scale=1280:720,setsar=1,format=yuv420p10le -preset fast -crf 20 -b:v 3M -maxrate 4M -bufsize 8M -profile:v high -g 60 -threads 4 -an -f matroska pipe:3",
 			wantFlags: []string{"-progress", "pipe:4"},
 		},
 		{
 			name:    "vp9 crf into webm",
 			spec:    Spec{Outputs: []Output{{Container: "webm", Video: &Video{Codec: "libvpx-vp9", Width: 640, CRF: 31, Preset: "realtime"}, Audio: &Audio{Codec: "libopus", Bitrate: "96k"}}}},
-			wantOut: "-map 0:v:0? -map 0:a:0? -c:v libvpx-vp9 -vf scale=640:-2,format=yuv420p -deadline realtime -crf 31 -b:v 0 -c:a libopus -b:a 96k -f webm pipe:3",
+			wantOut: "-map 0:v:0? -map 0:a:0? -c:v libvpx-vp9 -vf scale=640:-2,setsar=1,format=yuv420p -deadline realtime -crf 31 -b:v 0 -row-mt 1 -cpu-used 8 -c:a libopus -b:a 96k -f webm pipe:3",
 		},
 		{
 			name: "two outputs get consecutive pipes, progress after them",

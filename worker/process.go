@@ -357,6 +357,7 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		return procErr
 	})
 	err = p.Wait()
+	proc.Close()
 	tail := proc.StderrTail()
 	r.stderr.Store(&tail)
 	if err != nil {
@@ -415,6 +416,12 @@ func (w *Worker) verify(ctx context.Context, r *run, want ffmpeg.Output, s *file
 			return res, &job.Error{Class: job.ClassInvalidInput, Reason: "input is truncated: no output could be made", Err: err}
 		}
 		return res, fmt.Errorf("verify output: %w", err)
+	}
+	if pr.Duration == 0 {
+		// webm/mkv from a pipe carry no duration: measure the packets.
+		if pr.Duration, err = w.cfg.FFmpeg.MeasureDuration(ctx, s.tmp); err != nil {
+			return res, fmt.Errorf("verify output: %w", err)
+		}
 	}
 	res.Duration = math.Round(pr.Duration.Seconds()*1000) / 1000
 	if v, ok := pr.Video(); ok {
