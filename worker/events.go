@@ -17,14 +17,14 @@ import (
 
 const publishTimeout = 10 * time.Second
 
-// settle publishes the outcome of a delivery (event, state) and then acks, naks or terms it.
-// The state is written before the ack so that a reader who sees the ack sees the state.
+// settle publishes the outcome of a delivery (state, then event) and then acks, naks or terms
+// it: whoever sees the event finds the state, and whoever sees the ack finds both.
 func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []job.OutputResult, err error) {
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	if err == nil {
-		w.emit(ctx, r, job.Event{Type: job.EventSucceeded, Outputs: outs})
 		w.setStatus(ctx, r, job.StateSucceeded, r.progress(), outs)
+		w.emit(ctx, r, job.Event{Type: job.EventSucceeded, Outputs: outs})
 		if aerr := r.msg.DoubleAck(ctx); aerr != nil {
 			log.Warn("ack failed; a redelivery will find the job succeeded", "err", aerr)
 		}
@@ -43,8 +43,8 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 	}
 	switch act {
 	case actNak:
-		w.emit(ctx, r, job.Event{Type: job.EventRetrying, Error: fail, RetryIn: job.Duration(delay)})
 		w.setStatus(ctx, r, job.StateQueued, nil, nil, fail)
+		w.emit(ctx, r, job.Event{Type: job.EventRetrying, Error: fail, RetryIn: job.Duration(delay)})
 		if nerr := r.msg.NakWithDelay(delay); nerr != nil {
 			log.Warn("nak failed; the job returns after the ack wait", "err", nerr)
 		}
@@ -57,8 +57,8 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 		if class == job.ClassTransient || class == job.ClassInternal {
 			fail.Reason += retryNote(r.attempt, w.cfg.MaxDeliver) + ": giving up"
 		}
-		w.emit(ctx, r, job.Event{Type: typ, Error: fail})
 		w.setStatus(ctx, r, state, nil, nil, fail)
+		w.emit(ctx, r, job.Event{Type: typ, Error: fail})
 		if terr := r.msg.TermWithReason(string(class) + ": " + firstLine(reason)); terr != nil {
 			log.Warn("term failed", "err", terr)
 		}
