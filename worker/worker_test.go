@@ -576,3 +576,57 @@ func TestMoovAtEnd(t *testing.T) {
 		t.Errorf("spool files left: %v", left)
 	}
 }
+
+// TestShutdownHandsBack: a worker told to stop with a running job stops pulling, waits out the
+// grace period, then stops ffmpeg and hands the job back at once; another worker finishes it.
+func TestShutdownHandsBack(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	w := e.startWorker("leaving")
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 30, Size: "640x360"})
+	out := filepath.Join(e.dir, "handed-back.mp4")
+	id := e.submit(in, "h264-480p", out)
+	e.events.waitFor(t, waitLong, "progress", func(ev job.Event) bool {
+		return ev.JobID == id && ev.Type == job.EventProgress && ev.Progress.OutTime > 0
+	})
+	pid := w.Jobs()[0].Pid
+	grace, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := w.Shutdown(grace); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("shutdown with a running job past its grace period: %v", err)
+	}
+	waitExit(t, pid, 2*time.Second)
+	if st := w.Ring(); st.InUse != 0 || st.Reserved != 0 {
+		t.Errorf("ring after shutdown: %+v", st)
+	}
+	ev := e.events.waitFor(t, waitLong, "retrying", func(ev job.Event) bool { return ev.JobID == id && ev.Type == job.EventRetrying })
+	if ev.Error.Class != job.ClassTransient || ev.RetryIn != 0 {
+		t.Errorf("handed back as %+v, retry in %s; want transient, at once", ev.Error, time.Duration(ev.RetryIn))
+	}
+	noParts(t, e.dir)
+	e.startWorker("staying")
+	if ev := e.events.terminal(t, id); ev.Type != job.EventSucceeded || ev.WorkerID != "staying" {
+		t.Fatalf("final %s by %s %+v", ev.Type, ev.WorkerID, ev.Error)
+	}
+}
+
+// TestTimeout: a job that runs past its timeout fails with class timeout and is not retried.
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.startWorker("slowpoke")
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 30, Size: "640x360"})
+	out := filepath.Join(e.dir, "late.mp4")
+	j := &job.Job{Input: "file://" + in, Preset: "h264-480p", Timeout: job.Duration(500 * time.Millisecond), Outputs: []job.Output{{URL: "file://" + out}}}
+	id, err := e.client.Submit(context.Background(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := e.events.terminal(t, id)
+	if ev.Type != job.EventFailed || ev.Error.Class != job.ClassTimeout {
+		t.Fatalf("final %s %+v, want failed timeout", ev.Type, ev.Error)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("output of a timed-out job exists")
+	}
+}
