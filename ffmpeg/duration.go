@@ -32,7 +32,7 @@ func (r *Runner) MeasureDuration(ctx context.Context, path string) (time.Duratio
 	if err := cmd.Wait(); err != nil {
 		return 0, r.runError(ctx, "probe", args, cmd, err, tail.release())
 	}
-	end.Write([]byte{'\n'})
+	_, _ = end.Write([]byte{'\n'}) // flush a last line without a newline
 	return time.Duration(end.max * float64(time.Second)), nil
 }
 

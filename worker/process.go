@@ -357,7 +357,7 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		return procErr
 	})
 	err = p.Wait()
-	proc.Close()
+	_ = proc.Close() // the stages closed what they used; this catches the rest
 	tail := proc.StderrTail()
 	r.stderr.Store(&tail)
 	if err != nil {
