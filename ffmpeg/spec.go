@@ -74,7 +74,7 @@ var AllowedDemuxers = []string{
 	"mpegts", "mpeg",
 	"avi", "flv", "ogg",
 	"wav", "mp3", "aac", "flac",
-	"ivf", "h264", "hevc", "yuv4mpegpipe",
+	"ivf", "h264", "hevc", "yuv4mpegpipe", "nut",
 }
 
 // Container muxer arguments. mp4 and m4a are fragmented so they can be
@@ -86,11 +86,13 @@ var containerArgs = map[string][]string{
 	"webm":   {"-f", "webm"},
 	"mkv":    {"-f", "matroska"},
 	"mpegts": {"-f", "mpegts"},
+	// nut streams anything, raw frames included: the container for uncompressed intermediates.
+	"nut": {"-f", "nut"},
 }
 
 var (
-	allVideo = []string{"libx264", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1", "copy"}
-	allAudio = []string{"aac", "libopus", "libmp3lame", "libvorbis", "flac", "copy"}
+	allVideo = []string{"libx264", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1", "rawvideo", "copy"}
+	allAudio = []string{"aac", "libopus", "libmp3lame", "libvorbis", "flac", "pcm_s16le", "copy"}
 
 	// codecs each container can carry; nil video list = no video allowed.
 	containerVideo = map[string][]string{
@@ -99,6 +101,7 @@ var (
 		"webm":   {"libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1", "copy"},
 		"mkv":    allVideo,
 		"mpegts": {"libx264", "libx265", "copy"},
+		"nut":    allVideo,
 	}
 	containerAudio = map[string][]string{
 		"mp4":    {"aac", "libopus", "libmp3lame", "flac", "copy"},
@@ -106,6 +109,7 @@ var (
 		"webm":   {"libopus", "libvorbis", "copy"},
 		"mkv":    allAudio,
 		"mpegts": {"aac", "libopus", "libmp3lame", "copy"},
+		"nut":    allAudio,
 	}
 
 	x26xPresets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
@@ -311,7 +315,7 @@ func (s Spec) validate() error {
 func (o Output) validate(field string) error {
 	vcodecs, ok := containerVideo[o.Container]
 	if !ok {
-		return specErr(field+".Container", "unknown container %q (want mp4, webm, m4a, mkv or mpegts)", o.Container)
+		return specErr(field+".Container", "unknown container %q (want mp4, webm, m4a, mkv, mpegts or nut)", o.Container)
 	}
 	if o.Video == nil && o.Audio == nil {
 		return specErr(field, "needs Video or Audio")

@@ -23,7 +23,7 @@ func ExampleSpec_Args() {
 	}
 	fmt.Println(Quote(append([]string{"ffmpeg"}, args...)))
 	// Output:
-	// ffmpeg -hide_banner -nostdin -nostats -loglevel level+error -progress pipe:4 -stats_period 0.5 -protocol_whitelist pipe -format_whitelist mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,avi,flv,ogg,wav,mp3,aac,flac,ivf,h264,hevc,yuv4mpegpipe -i pipe:0 -map '0:v:0?' -map '0:a:0?' -c:v libx264 -vf scale=-2:720,setsar=1,format=yuv420p -preset veryfast -crf 23 -c:a aac -b:a 128k -ac 2 -ar 48000 -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3
+	// ffmpeg -hide_banner -nostdin -nostats -loglevel level+error -progress pipe:4 -stats_period 0.5 -protocol_whitelist pipe -format_whitelist mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,avi,flv,ogg,wav,mp3,aac,flac,ivf,h264,hevc,yuv4mpegpipe,nut -i pipe:0 -map '0:v:0?' -map '0:a:0?' -c:v libx264 -vf scale=-2:720,setsar=1,format=yuv420p -preset veryfast -crf 23 -c:a aac -b:a 128k -ac 2 -ar 48000 -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3
 }
 
 func ExampleQuote() {

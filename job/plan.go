@@ -145,8 +145,8 @@ func overlayAudio(base, over *Audio) *Audio {
 
 // Codec names accepted in jobs and presets, and the ffmpeg encoder each selects.
 var (
-	videoEncoders = map[string]string{"h264": "libx264", "vp9": "libvpx-vp9", "copy": "copy"}
-	audioEncoders = map[string]string{"aac": "aac", "opus": "libopus", "copy": "copy"}
+	videoEncoders = map[string]string{"h264": "libx264", "vp9": "libvpx-vp9", "raw": "rawvideo", "copy": "copy"}
+	audioEncoders = map[string]string{"aac": "aac", "opus": "libopus", "pcm": "pcm_s16le", "copy": "copy"}
 	// containers lists, for each container, the codecs it can carry.
 	containers = map[string]struct{ video, audio []string }{
 		"mp4":    {[]string{"h264", "copy"}, []string{"aac", "copy"}},
@@ -154,13 +154,15 @@ var (
 		"webm":   {[]string{"vp9", "copy"}, []string{"opus", "copy"}},
 		"mkv":    {[]string{"h264", "vp9", "copy"}, []string{"aac", "opus", "copy"}},
 		"mpegts": {[]string{"h264", "copy"}, []string{"aac", "copy"}},
+		// nut carries uncompressed intermediates (raw frames, PCM) for other tools to consume.
+		"nut": {[]string{"raw", "h264", "copy"}, []string{"pcm", "aac", "copy"}},
 	}
 )
 
 func resolved(container string, v *Video, a *Audio, field string) (ResolvedOutput, error) {
 	c, ok := containers[container]
 	if !ok {
-		return ResolvedOutput{}, &FieldError{field + ".container", fmt.Sprintf("unknown container %q (mp4, m4a, webm, mkv, mpegts)", container)}
+		return ResolvedOutput{}, &FieldError{field + ".container", fmt.Sprintf("unknown container %q (mp4, m4a, webm, mkv, mpegts, nut)", container)}
 	}
 	if v == nil && a == nil {
 		return ResolvedOutput{}, &FieldError{field, "neither video nor audio: name a preset or set video/audio"}

@@ -63,6 +63,14 @@ type Config struct {
 
 	// Logger receives structured logs. Default: slog.Default().
 	Logger *slog.Logger
+	// Hooks are called at a job's milestones; for benchmarks and metrics. Optional.
+	Hooks Hooks
+}
+
+// Hooks are optional callbacks. They run on the job's goroutines and must return quickly.
+type Hooks struct {
+	// FirstOutputByte is called when the first byte of a job's first output reaches its sink.
+	FirstOutputByte func(jobID string)
 }
 
 func (c *Config) setDefaults() {

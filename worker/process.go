@@ -287,6 +287,9 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 			releaseAll(acq, head)
 			return nil, err
 		}
+		if i == 0 && w.cfg.Hooks.FirstOutputByte != nil {
+			s.first = func() { w.cfg.Hooks.FirstOutputByte(r.id) }
+		}
 		sinks = append(sinks, s)
 	}
 

@@ -23,6 +23,7 @@ type fileSink struct {
 	h     hash.Hash
 	n     int64
 	out   *atomic.Int64
+	first func() // called once, at the first byte; may be nil
 }
 
 func partName(final, jobID string, attempt int) string {
@@ -49,6 +50,10 @@ func newFileSink(loc job.Location, jobID string, attempt int, out *atomic.Int64)
 
 // Write writes to the file and the checksum; it allocates nothing.
 func (s *fileSink) Write(p []byte) (int, error) {
+	if s.n == 0 && s.first != nil && len(p) > 0 {
+		s.first()
+		s.first = nil
+	}
 	n, err := s.f.Write(p)
 	s.h.Write(p[:n])
 	s.n += int64(n)

@@ -630,3 +630,29 @@ func TestTimeout(t *testing.T) {
 		t.Error("output of a timed-out job exists")
 	}
 }
+
+// TestRawIntermediate: uncompressed frames and PCM in nut, the heavy case for the ring (every
+// decoded frame crosses it).
+func TestRawIntermediate(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.startWorker("raw-nut")
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 2})
+	out := filepath.Join(e.dir, "frames.nut")
+	j := &job.Job{Input: "file://" + in, Outputs: []job.Output{{URL: "file://" + out, Container: "nut",
+		Video: &job.Video{Codec: "raw"}, Audio: &job.Audio{Codec: "pcm"}}}}
+	id, err := e.client.Submit(context.Background(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := e.events.terminal(t, id)
+	if ev.Type != job.EventSucceeded {
+		t.Fatalf("final %s %+v", ev.Type, ev.Error)
+	}
+	if got := testenv.Probe(t, out, "stream=codec_name", ""); got != "rawvideo\npcm_s16le" {
+		t.Errorf("codecs %q", got)
+	}
+	if want := int64(320 * 240 * 3 / 2 * 50); ev.Outputs[0].Size < want {
+		t.Errorf("size %d, want at least %d bytes of frames", ev.Outputs[0].Size, want)
+	}
+}
