@@ -1,7 +1,10 @@
 package ffmpeg
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -51,5 +54,51 @@ func TestMeasureDuration(t *testing.T) {
 	}
 	if _, err := r.MeasureDuration(ctx, filepath.Join(dir, "missing.webm")); err == nil {
 		t.Error("missing file measured")
+	}
+}
+
+// TestStartProbe: a probe beside the stream, fed more than it reads (it stops early), and one
+// fed garbage.
+func TestStartProbe(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.mp4")
+	cmd := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "8",
+		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-movflags", "+faststart", in)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	data, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.StartProbe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ { // far more than the clip: ffprobe leaves early, writes fail
+		if _, err := p.Stdin().Write(data); err != nil {
+			break
+		}
+	}
+	res, err := p.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := res.Video(); !ok || v.Width != 320 || res.Duration < 7*time.Second {
+		t.Errorf("probe %+v", res)
+	}
+
+	p, err = r.StartProbe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = p.Stdin().Write(bytes.Repeat([]byte("not media "), 10000))
+	if _, err := p.Wait(); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("garbage: %v, want ErrInvalidInput", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -263,4 +264,55 @@ func rational(s string) float64 {
 		return 0
 	}
 	return num / den
+}
+
+// Probe is an ffprobe reading a stream the caller writes to Stdin while the same bytes go to
+// ffmpeg: the probe runs beside the transcode instead of before it, so it adds nothing to the
+// time to first byte, and it sees as much of the input as it needs.
+type Probe struct {
+	stdin *os.File
+	done  chan struct{}
+	res   *ProbeResult
+	err   error
+}
+
+// StartProbe starts ffprobe on pipe:0. The caller writes the input to Stdin, closes it at the
+// end of the input or when it has written enough (a write fails with EPIPE once ffprobe has
+// what it needs), and calls Wait.
+func (r *Runner) StartProbe(ctx context.Context) (*Probe, error) {
+	args := probeArgs(Input{})
+	stdinR, stdinW, err := newPipe(r.cfg.PipeSize)
+	if err != nil {
+		return nil, &Error{Op: "probe", Args: args, Kind: ErrInternal, Reason: err.Error()}
+	}
+	cmd := r.command(ctx, r.cfg.FFprobe, args)
+	cmd.Stdin = stdinR
+	p := &Probe{stdin: stdinW, done: make(chan struct{})}
+	startedCh := make(chan struct{})
+	go func() {
+		defer close(p.done)
+		p.res, p.err = r.probe(ctx, cmd, args, func() { close(startedCh) })
+		_ = stdinR.Close()
+	}()
+	select {
+	case <-startedCh:
+		_ = stdinR.Close()
+		return p, nil
+	case <-p.done:
+		_ = stdinW.Close()
+		return nil, p.err
+	}
+}
+
+// Stdin is where the input goes.
+func (p *Probe) Stdin() *os.File { return p.stdin }
+
+// Done is closed when ffprobe has exited.
+func (p *Probe) Done() <-chan struct{} { return p.done }
+
+// Wait closes Stdin if the caller has not, waits for ffprobe and returns its result.
+func (p *Probe) Wait() (*ProbeResult, error) {
+	_ = p.stdin.Close()
+	<-p.done
+	return p.res, p.err
 }

@@ -35,7 +35,12 @@ type Video struct {
 	FPS         float64
 	GOP         int
 	Profile     string
-	Deinterlace bool // yadif
+	Deinterlace bool // yadif, on frames flagged interlaced
+	// Fit makes Width x Height a bounding box rather than a size: the frame is scaled, in square
+	// pixels and keeping its display aspect ratio, to fit in the box (turned to portrait for
+	// portrait frames), never upscaled, to even dimensions. ffmpeg evaluates the rule on the
+	// decoded (auto-rotated) frame, so the argv does not depend on a probe of the input.
+	Fit bool
 }
 
 // Audio describes the audio stream of an output.
@@ -225,12 +230,17 @@ func appendOutput(a []string, o Output, threads int) []string {
 func appendVideoEncode(a []string, v *Video) []string {
 	var filters []string
 	if v.Deinterlace {
-		filters = append(filters, "yadif")
+		// Only frames flagged interlaced are touched; progressive ones pass through.
+		filters = append(filters, "yadif=deint=interlaced")
 	}
 	if v.FPS > 0 {
 		filters = append(filters, "fps="+strconv.FormatFloat(v.FPS, 'f', -1, 64))
 	}
-	if v.Width > 0 || v.Height > 0 {
+	switch {
+	case v.Fit:
+		w, h := fitExpr(v.Width, v.Height)
+		filters = append(filters, "scale=w='"+w+"':h='"+h+"'", "setsar=1")
+	case v.Width > 0 || v.Height > 0:
 		// -2 keeps the aspect ratio with an even size, which 4:2:0 needs.
 		w, h := v.Width, v.Height
 		if w == 0 {
@@ -363,7 +373,7 @@ func (v *Video) validate(f string) error {
 		name string
 		v    int
 	}{{"Width", v.Width}, {"Height", v.Height}} {
-		if d.v < 0 || d.v > 16384 || d.v%2 != 0 {
+		if d.v < 0 || d.v > 16384 || (d.v%2 != 0 && !v.Fit) {
 			return specErr(f+"."+d.name, "must be 0 or an even number up to 16384, got %d", d.v)
 		}
 	}
@@ -451,4 +461,28 @@ func quoteArg(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// fitExpr returns the scale filter's w and h expressions for Video.Fit. A zero box side is
+// unbounded. The rounding matches the plan's: a scaled side rounds to the nearest even number,
+// an unscaled one drops its odd pixel.
+func fitExpr(bw, bh int) (w, h string) {
+	const unbounded = 65536
+	if bw == 0 {
+		bw = unbounded
+	}
+	if bh == 0 {
+		bh = unbounded
+	}
+	boxW, boxH := strconv.Itoa(bw), strconv.Itoa(bh)
+	if bw > bh { // a landscape box turns for portrait frames
+		portrait := "gt(ih,iw*sar)"
+		boxW = "if(" + portrait + "," + strconv.Itoa(bh) + "," + strconv.Itoa(bw) + ")"
+		boxH = "if(" + portrait + "," + strconv.Itoa(bw) + "," + strconv.Itoa(bh) + ")"
+	}
+	f := "min(1,min(" + boxW + "/(iw*sar)," + boxH + "/ih))"
+	even := func(x string) string {
+		return "max(2,if(lt(" + f + ",1),2*round(" + x + "/2),2*floor(" + x + "/2)))"
+	}
+	return even("iw*sar*" + f), even("ih*" + f)
 }

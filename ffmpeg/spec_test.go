@@ -71,7 +71,7 @@ func TestArgs(t *testing.T) {
 			}}}},
 			threads:   4,
 			wantIn:    []string{"-max_pixels", "8294400", "-protocol_whitelist", "pipe", "-format_whitelist", strings.Join(AllowedDemuxers, ","), "-i", "pipe:0"},
-			wantOut:   "-map 0:v:0? -c:v libx264 -vf yadif,fps=29.97,scale=1280:720,setsar=1,format=yuv420p10le -preset fast -crf 20 -b:v 3M -maxrate 4M -bufsize 8M -profile:v high -g 60 -threads 4 -an -f matroska pipe:3",
+			wantOut:   "-map 0:v:0? -c:v libx264 -vf yadif=deint=interlaced,fps=29.97,scale=1280:720,setsar=1,format=yuv420p10le -preset fast -crf 20 -b:v 3M -maxrate 4M -bufsize 8M -profile:v high -g 60 -threads 4 -an -f matroska pipe:3",
 			wantFlags: []string{"-progress", "pipe:4"},
 		},
 		{

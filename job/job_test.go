@@ -171,70 +171,81 @@ func TestFitBox(t *testing.T) {
 
 func TestPlan(t *testing.T) {
 	p := presets(t)
+	for _, c := range []struct {
+		preset        string
+		codec, acodec string
+		container     string
+		boxW, boxH    int
+		video, audio  bool
+	}{
+		{"h264-720p", "libx264", "aac", "mp4", 1280, 720, true, true},
+		{"h264-480p", "libx264", "aac", "mp4", 854, 480, true, true},
+		{"vp9-720p", "libvpx-vp9", "libopus", "webm", 1280, 720, true, true},
+		{"aac-audio", "", "aac", "m4a", 0, 0, false, true},
+	} {
+		t.Run(c.preset, func(t *testing.T) {
+			j := &job.Job{Input: "/in.mp4", Preset: c.preset, Outputs: []job.Output{{URL: "/out"}}}
+			s, err := j.Plan(p, ffmpeg.Input{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := s.Outputs[0]
+			if o.Container != c.container || (o.Video != nil) != c.video || (o.Audio != nil) != c.audio {
+				t.Fatalf("output %+v", o)
+			}
+			if v := o.Video; v != nil && (v.Codec != c.codec || !v.Fit || v.Width != c.boxW || v.Height != c.boxH || v.PixFmt != "yuv420p" || !v.Deinterlace) {
+				t.Errorf("video %+v", v)
+			}
+			if o.Audio.Codec != c.acodec {
+				t.Errorf("audio %+v", o.Audio)
+			}
+			if _, err := s.Args(); err != nil {
+				t.Errorf("planned spec does not build an argv: %v", err)
+			}
+		})
+	}
+	j := &job.Job{Input: "/in.mp4", Outputs: []job.Output{{URL: "/o.mkv", Container: "mkv", Video: &job.Video{Codec: "copy"}, Audio: &job.Audio{Codec: "copy"}}}}
+	if s, err := j.Plan(p, ffmpeg.Input{}); err != nil || s.Outputs[0].Video.Fit || s.Outputs[0].Video.Codec != "copy" {
+		t.Errorf("copy: %+v %v", s.Outputs, err)
+	}
+}
+
+func TestCheckMedia(t *testing.T) {
+	p := presets(t)
 	video := ffmpeg.Stream{Type: "video", Codec: "h264", Width: 1920, Height: 1080, SAR: "1:1"}
 	audio := ffmpeg.Stream{Type: "audio", Codec: "aac", Channels: 2, SampleRate: 48000}
 	cases := []struct {
 		name    string
 		preset  string
 		streams []ffmpeg.Stream
-		check   func(t *testing.T, s ffmpeg.Spec, err error)
+		ok      bool
+		w, h    int // OutputSize under the preset's box
 	}{
-		{"720p", "h264-720p", []ffmpeg.Stream{video, audio}, func(t *testing.T, s ffmpeg.Spec, err error) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			v := s.Outputs[0].Video
-			if v.Codec != "libx264" || v.Width != 1280 || v.Height != 720 || v.PixFmt != "yuv420p" || s.Outputs[0].Audio == nil {
-				t.Errorf("spec %+v %+v", v, s.Outputs[0].Audio)
-			}
-		}},
-		{"rotated phone video", "h264-720p", []ffmpeg.Stream{{Type: "video", Width: 1920, Height: 1080, Rotation: 90}, audio}, func(t *testing.T, s ffmpeg.Spec, err error) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			if v := s.Outputs[0].Video; v.Width != 720 || v.Height != 1280 {
-				t.Errorf("rotated input gives %dx%d, want upright 720x1280", v.Width, v.Height)
-			}
-		}},
-		{"anamorphic", "h264-720p", []ffmpeg.Stream{{Type: "video", Width: 720, Height: 576, SAR: "16:15"}, audio}, func(t *testing.T, s ffmpeg.Spec, err error) {
-			if v := s.Outputs[0].Video; err != nil || v.Width != 768 || v.Height != 576 {
-				t.Errorf("anamorphic gives %+v, %v; want 768x576 square pixels", v, err)
-			}
-		}},
-		{"no audio", "h264-480p", []ffmpeg.Stream{video}, func(t *testing.T, s ffmpeg.Spec, err error) {
-			if err != nil || s.Outputs[0].Audio != nil || s.Outputs[0].Video == nil {
-				t.Errorf("video-only input: %+v, %v", s.Outputs, err)
-			}
-		}},
-		{"audio preset, no audio", "aac-audio", []ffmpeg.Stream{video}, func(t *testing.T, s ffmpeg.Spec, err error) {
-			if !errors.Is(err, job.ErrUnsupportedMedia) {
-				t.Errorf("err = %v, want ErrUnsupportedMedia", err)
-			}
-		}},
-		{"nothing", "h264-720p", nil, func(t *testing.T, s ffmpeg.Spec, err error) {
-			if !errors.Is(err, job.ErrUnsupportedMedia) {
-				t.Errorf("err = %v", err)
-			}
-		}},
-		{"16K", "h264-720p", []ffmpeg.Stream{{Type: "video", Width: 15360, Height: 8640}}, func(t *testing.T, s ffmpeg.Spec, err error) {
-			if !errors.Is(err, job.ErrUnsupportedMedia) {
-				t.Errorf("err = %v, want the size refused", err)
-			}
-		}},
-		{"interlaced", "h264-720p", []ffmpeg.Stream{{Type: "video", Width: 1920, Height: 1080, FieldOrder: "tt"}}, func(t *testing.T, s ffmpeg.Spec, err error) {
-			if err != nil || !s.Outputs[0].Video.Deinterlace {
-				t.Errorf("interlaced input not deinterlaced: %+v %v", s.Outputs[0].Video, err)
-			}
-		}},
+		{"720p", "h264-720p", []ffmpeg.Stream{video, audio}, true, 1280, 720},
+		{"rotated phone video", "h264-720p", []ffmpeg.Stream{{Type: "video", Width: 1920, Height: 1080, Rotation: 90}, audio}, true, 720, 1280},
+		{"anamorphic", "h264-720p", []ffmpeg.Stream{{Type: "video", Width: 720, Height: 576, SAR: "16:15"}, audio}, true, 768, 576},
+		{"no audio", "h264-480p", []ffmpeg.Stream{video}, true, 854, 480},
+		{"no video", "h264-480p", []ffmpeg.Stream{audio}, true, 0, 0},
+		{"audio preset, no audio", "aac-audio", []ffmpeg.Stream{video}, false, 0, 0},
+		{"nothing", "h264-720p", nil, false, 0, 0},
+		{"16K", "h264-720p", []ffmpeg.Stream{{Type: "video", Width: 15360, Height: 8640}}, false, 0, 0},
+		{"no dimensions", "h264-720p", []ffmpeg.Stream{{Type: "video"}}, false, 0, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			j := &job.Job{Input: "/in.mp4", Preset: c.preset, Outputs: []job.Output{{URL: "/out.mp4"}}}
-			s, err := j.Plan(p, &ffmpeg.ProbeResult{Streams: c.streams}, ffmpeg.Input{})
-			c.check(t, s, err)
-			if err == nil {
-				if _, aerr := s.Args(); aerr != nil {
-					t.Errorf("planned spec does not build an argv: %v", aerr)
+			probe := &ffmpeg.ProbeResult{Streams: c.streams}
+			err := j.CheckMedia(p, probe)
+			if c.ok != (err == nil) {
+				t.Fatalf("err = %v, want ok=%v", err, c.ok)
+			}
+			if err != nil && !errors.Is(err, job.ErrUnsupportedMedia) {
+				t.Errorf("err %v does not wrap ErrUnsupportedMedia", err)
+			}
+			if v, ok := probe.Video(); ok && c.w > 0 {
+				box := p[c.preset].Video
+				if w, h, err := job.OutputSize(v, box.Width, box.Height); err != nil || w != c.w || h != c.h {
+					t.Errorf("OutputSize = %dx%d, %v; want %dx%d", w, h, err, c.w, c.h)
 				}
 			}
 		})

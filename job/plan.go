@@ -225,58 +225,82 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// Plan turns the job and the probe of its input into the ffmpeg spec the worker runs. in says
-// where ffmpeg reads the input: an empty Path means stdin.
+// Plan turns the job into the ffmpeg spec the worker runs; in says where ffmpeg reads the input
+// (an empty Path means stdin). The spec does not depend on the input: ffmpeg applies the rules
+// to the decoded frames itself, so the transcode can start while the input is still being
+// probed.
 //
-// Decisions: the output fits the output's box turned to the input's orientation (a 720p box
-// is 1280x720 for landscape and 720x1280 for portrait inputs) after applying rotation and sample
-// aspect ratio, is never upscaled, and has even dimensions; a video output of an input without
-// video becomes audio-only, an audio output of an input without audio becomes silent, and an
-// output left with no stream at all is an error of the media.
-func (j *Job) Plan(presets Presets, probe *ffmpeg.ProbeResult, in ffmpeg.Input) (ffmpeg.Spec, error) {
+// Decisions: a video output fits its box (Video.Fit: the box turned for portrait frames, after
+// rotation and sample aspect ratio, never upscaled, even dimensions; FitBox is the same rule in
+// Go); frames flagged interlaced are deinterlaced; a video output of an input without video
+// becomes audio-only and an audio output of an input without audio becomes silent (optional
+// stream maps); an output left with no stream at all fails as unsupported media.
+func (j *Job) Plan(presets Presets, in ffmpeg.Input) (ffmpeg.Spec, error) {
 	spec := ffmpeg.Spec{Input: in, MaxPixels: MaxInputPixels}
-	vs, hasVideo := probe.Video()
-	_, hasAudio := probe.Audio()
-	if !hasVideo && !hasAudio {
-		return spec, fmt.Errorf("%w: no audio or video stream", ErrUnsupportedMedia)
-	}
-	var dw, dh int
-	if hasVideo {
-		var err error
-		if dw, dh, err = displaySize(vs); err != nil {
-			return spec, err
-		}
-	}
 	for i := range j.Outputs {
 		r, err := j.Resolve(i, presets)
 		if err != nil {
 			return spec, err
 		}
 		out := ffmpeg.Output{Container: r.Container}
-		if r.Video != nil && hasVideo {
+		if r.Video != nil {
 			v := &ffmpeg.Video{
 				Codec: videoEncoders[r.Video.Codec], CRF: r.Video.CRF, Preset: r.Video.Preset,
 				Bitrate: r.Video.Bitrate, MaxRate: r.Video.MaxRate, BufSize: r.Video.BufSize,
 				FPS: r.Video.FPS, GOP: r.Video.GOP, Profile: r.Video.Profile, PixFmt: r.Video.PixFmt,
 			}
 			if v.Codec != "copy" {
-				v.Width, v.Height = FitBox(dw, dh, r.Video.Width, r.Video.Height)
+				v.Width, v.Height, v.Fit = r.Video.Width, r.Video.Height, true
 				if v.PixFmt == "" {
 					v.PixFmt = "yuv420p"
 				}
-				v.Deinterlace = interlaced(vs.FieldOrder)
+				v.Deinterlace = true
 			}
 			out.Video = v
 		}
-		if r.Audio != nil && hasAudio {
+		if r.Audio != nil {
 			out.Audio = &ffmpeg.Audio{Codec: audioEncoders[r.Audio.Codec], Bitrate: r.Audio.Bitrate, Channels: r.Audio.Channels, SampleRate: r.Audio.SampleRate}
-		}
-		if out.Video == nil && out.Audio == nil {
-			return spec, fmt.Errorf("%w: output %d wants %s, the input has none", ErrUnsupportedMedia, i, wants(r))
 		}
 		spec.Outputs = append(spec.Outputs, out)
 	}
 	return spec, nil
+}
+
+// CheckMedia refuses inputs the job cannot use: no audio or video stream, frames larger than
+// the limits (a decompression bomb announces itself in its header), or an output that would be
+// left with no stream.
+func (j *Job) CheckMedia(presets Presets, probe *ffmpeg.ProbeResult) error {
+	vs, hasVideo := probe.Video()
+	_, hasAudio := probe.Audio()
+	if !hasVideo && !hasAudio {
+		return fmt.Errorf("%w: no audio or video stream", ErrUnsupportedMedia)
+	}
+	if hasVideo {
+		if _, _, err := displaySize(vs); err != nil {
+			return err
+		}
+	}
+	for i := range j.Outputs {
+		r, err := j.Resolve(i, presets)
+		if err != nil {
+			return err
+		}
+		if (r.Video == nil || !hasVideo) && (r.Audio == nil || !hasAudio) {
+			return fmt.Errorf("%w: output %d wants %s, the input has none", ErrUnsupportedMedia, i, wants(r))
+		}
+	}
+	return nil
+}
+
+// OutputSize is the size a video output of this input will have under a box: FitBox of the
+// input's upright, square-pixel size.
+func OutputSize(s ffmpeg.Stream, bw, bh int) (int, int, error) {
+	w, h, err := displaySize(s)
+	if err != nil {
+		return 0, 0, err
+	}
+	fw, fh := FitBox(w, h, bw, bh)
+	return fw, fh, nil
 }
 
 func wants(r ResolvedOutput) string {
@@ -284,14 +308,6 @@ func wants(r ResolvedOutput) string {
 		return "video"
 	}
 	return "audio"
-}
-
-func interlaced(fieldOrder string) bool {
-	switch fieldOrder {
-	case "tt", "bb", "tb", "bt":
-		return true
-	}
-	return false
 }
 
 // displaySize is the upright, square-pixel size of the video stream.

@@ -34,8 +34,8 @@ type Config struct {
 	// MaxOutputs is the most outputs a job may have on this worker; it sizes the reservation.
 	// Default 2.
 	MaxOutputs int
-	// ProbeBytes is how much of the input is read (into the ring) and probed before ffmpeg
-	// starts. Default 2 MiB.
+	// ProbeBytes is the most of the input ffprobe is given, beside ffmpeg, to describe it.
+	// Default 16 MiB.
 	ProbeBytes int
 	// SpoolDir holds inputs that cannot be streamed (mp4 with the index at the end). Default:
 	// os.TempDir().
@@ -88,7 +88,7 @@ func (c *Config) setDefaults() {
 		c.MaxOutputs = 2
 	}
 	if c.ProbeBytes == 0 {
-		c.ProbeBytes = 2 << 20
+		c.ProbeBytes = 16 << 20
 	}
 	if c.RingBuffers == 0 {
 		c.RingBuffers = c.Slots * c.JobBuffers()
@@ -128,15 +128,12 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// probeBuffers is how many ring buffers the probe head occupies.
-func (c *Config) probeBuffers() int { return (c.ProbeBytes + bufSize - 1) / bufSize }
-
 // JobBuffers is the reservation one job takes from the ring before it is pulled: the most
-// buffers its pipeline can hold at once. The source holds the probe head (or one buffer in
-// hand) plus the input channel; the stdin writer holds one; each output holds one in its reader,
-// its channel, and one in its sink.
+// buffers its pipeline can hold at once. The source holds one (the head, or one in hand) plus
+// the input channel; the stdin writer holds one; each output holds one in its reader, its
+// channel, and one in its sink.
 func (c *Config) JobBuffers() int {
-	return max(c.probeBuffers(), 1) + c.ChanDepth + 1 + c.MaxOutputs*(c.ChanDepth+2)
+	return 1 + c.ChanDepth + 1 + c.MaxOutputs*(c.ChanDepth+2)
 }
 
 func (c *Config) validate() error {

@@ -28,7 +28,7 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 		if aerr := r.msg.DoubleAck(ctx); aerr != nil {
 			log.Warn("ack failed; a redelivery will find the job succeeded", "err", aerr)
 		}
-		log.Info("job succeeded", "elapsed", time.Since(r.started).Round(time.Millisecond))
+		log.Info("job succeeded", "elapsed", time.Since(r.started).Round(time.Millisecond), slog.GroupAttrs("phases", r.phases...))
 		return
 	}
 	class, reason := classify(err)

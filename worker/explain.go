@@ -18,8 +18,8 @@ type Explanation struct {
 	Spec    ffmpeg.Spec
 }
 
-// Explain plans the job as a worker would, without running it: it reads the head of the input
-// (default probe size), decides streaming or spooling, probes, and builds the argv.
+// Explain plans the job as a worker would, without running it: it reads the head of the input,
+// decides streaming or spooling, probes, and builds the argv.
 func Explain(ctx context.Context, runner *ffmpeg.Runner, presets job.Presets, j *job.Job) (*Explanation, error) {
 	loc, err := job.ParseLocation(j.Input)
 	if err != nil {
@@ -30,31 +30,25 @@ func Explain(ctx context.Context, runner *ffmpeg.Runner, presets job.Presets, j 
 		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	head := make([]byte, 2<<20)
+	head := make([]byte, bufSize)
 	n, err := io.ReadFull(f, head)
-	eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-	if err != nil && !eof {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, err
 	}
 	head = head[:n]
 	ex := &Explanation{Spooled: scanMP4([][]byte{head}) == mp4MoovTail}
 	in := ffmpeg.Input{}
-	if !ex.Spooled {
-		ex.Probe, err = runner.ProbeChunks(ctx, [][]byte{head})
-		if err != nil && errors.Is(err, ffmpeg.ErrInvalidInput) && !eof {
-			ex.Spooled = true
-		} else if err != nil {
-			return nil, err
-		}
-	}
 	if ex.Spooled {
-		// The worker probes its spool copy; the original is the same bytes.
-		if ex.Probe, err = runner.ProbeFile(ctx, loc.Path); err != nil {
-			return nil, err
-		}
 		in.Path = "SPOOL_FILE"
 	}
-	if ex.Spec, err = j.Plan(presets, ex.Probe, in); err != nil {
+	// The worker probes beside the transcode; here the file itself can be probed.
+	if ex.Probe, err = runner.ProbeFile(ctx, loc.Path); err != nil {
+		return nil, err
+	}
+	if err := j.CheckMedia(presets, ex.Probe); err != nil {
+		return nil, err
+	}
+	if ex.Spec, err = j.Plan(presets, in); err != nil {
 		return nil, err
 	}
 	if ex.Argv, err = runner.Args(ex.Spec); err != nil {

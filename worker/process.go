@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,14 +23,14 @@ import (
 
 // run is one attempt of one job on this worker.
 type run struct {
-	id       string
-	attempt  int
-	job      *job.Job
-	msg      jetstream.Msg
-	cancel   context.CancelCauseFunc
-	started  time.Time
-	duration time.Duration // of the input, from the probe; 0 if unknown
+	id      string
+	attempt int
+	job     *job.Job
+	msg     jetstream.Msg
+	cancel  context.CancelCauseFunc
+	started time.Time
 
+	duration  atomic.Int64 // of the input in ns, from the probe; 0 while unknown
 	bytesIn   atomic.Int64
 	bytesOut  atomic.Int64
 	outTimeUS atomic.Int64
@@ -36,8 +38,20 @@ type run struct {
 	speed     atomic.Uint64
 	waiting   atomic.Int32 // stages blocked on the ring
 	pid       atomic.Int64
+	phases    []slog.Attr // owned by the job's goroutine
+	lastPhase time.Time
 	argv      atomic.Pointer[[]string]
 	stderr    atomic.Pointer[string]
+}
+
+// phase records how long the step that just ended took, for the job's log line.
+func (r *run) phase(name string) {
+	now := time.Now()
+	if r.lastPhase.IsZero() {
+		r.lastPhase = r.started
+	}
+	r.phases = append(r.phases, slog.Duration(name, now.Sub(r.lastPhase).Round(time.Millisecond)))
+	r.lastPhase = now
 }
 
 // advance is a number that grows whenever the job makes progress of any kind.
@@ -52,8 +66,8 @@ func (r *run) progress() *job.Progress {
 		BytesOut:  r.bytesOut.Load(),
 		Throttled: r.waiting.Load() > 0,
 	}
-	if r.duration > 0 {
-		p.Duration = r.duration.Seconds()
+	if d := time.Duration(r.duration.Load()); d > 0 {
+		p.Duration = d.Seconds()
 		p.Percent = math.Min(100, math.Round(1000*p.OutTime/p.Duration)/10)
 	}
 	return p
@@ -236,25 +250,14 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 	defer func() { _ = f.Close() }()
 	src := countingReader{r: f, n: &r.bytesIn}
 
-	head, eof, err := readHead(ctx, src, acq, w.cfg.probeBuffers())
+	// One buffer of the head tells an mp4 whose index follows its media, which cannot stream.
+	head, _, err := readHead(ctx, src, acq, 1)
 	if err != nil {
 		releaseAll(acq, head)
 		return nil, err
 	}
 	in := ffmpeg.Input{}
-	var probe *ffmpeg.ProbeResult
-	needSpool := scanMP4(chunks(head)) == mp4MoovTail
-	if !needSpool {
-		probe, err = w.cfg.FFmpeg.ProbeChunks(ctx, chunks(head))
-		if err != nil && errors.Is(err, ffmpeg.ErrInvalidInput) && !eof {
-			// The index may lie beyond the head: a file can still tell.
-			needSpool = true
-		} else if err != nil {
-			releaseAll(acq, head)
-			return nil, err
-		}
-	}
-	if needSpool {
+	if scanMP4(chunks(head)) == mp4MoovTail {
 		path, err := spool(ctx, w.cfg.SpoolDir, "transcoder-spool-"+r.id+"-*", head, src, acq, w.cfg.SpoolLimit)
 		releaseAll(acq, head)
 		head = nil
@@ -262,13 +265,18 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 			return nil, err
 		}
 		defer func() { _ = os.Remove(path) }()
-		if probe, err = w.cfg.FFmpeg.ProbeFile(ctx, path); err != nil {
+		probe, err := w.cfg.FFmpeg.ProbeFile(ctx, path)
+		if err != nil {
 			return nil, err
 		}
+		if err := r.job.CheckMedia(w.cfg.Presets, probe); err != nil {
+			return nil, err
+		}
+		r.duration.Store(int64(probe.Duration))
 		in.Path = path
+		r.phase("spool")
 	}
-	r.duration = probe.Duration
-	spec, err := r.job.Plan(w.cfg.Presets, probe, in)
+	spec, err := r.job.Plan(w.cfg.Presets, in)
 	if err != nil {
 		releaseAll(acq, head)
 		return nil, err
@@ -303,6 +311,18 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 	r.pid.Store(int64(proc.Pid()))
 	defer r.pid.Store(0)
 
+	var prober *ffmpeg.Probe
+	if in.Path == "" {
+		// The probe reads the same bytes as ffmpeg, beside it: it costs no time to first byte.
+		if prober, err = w.cfg.FFmpeg.StartProbe(ctx); err != nil {
+			releaseAll(acq, head)
+			proc.Stop()
+			_ = proc.Wait()
+			_ = proc.Close()
+			return nil, fmt.Errorf("start ffprobe: %w", err)
+		}
+	}
+
 	var procErr error
 	p := pipeline.New(ctx, acq)
 	if in.Path == "" {
@@ -322,7 +342,9 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		})
 		p.Go("ffmpeg-stdin", func(ctx context.Context) error {
 			stdin := proc.Stdin()
-			_, err := pipeline.WriteTo(ctx, inCh, stdin, acq)
+			tee := &probeTee{dst: stdin, probe: prober.Stdin(), left: int64(w.cfg.ProbeBytes)}
+			_, err := pipeline.WriteTo(ctx, inCh, tee, acq)
+			tee.closeProbe()
 			_ = stdin.Close()
 			if errors.Is(err, syscall.EPIPE) {
 				// ffmpeg stopped reading: it has what it needs, or it failed and says why.
@@ -345,6 +367,26 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 			return err
 		})
 	}
+	if prober != nil {
+		p.Go("probe", func(ctx context.Context) error {
+			select {
+			case <-prober.Done():
+			case <-ctx.Done():
+			}
+			pr, err := prober.Wait()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return err
+			}
+			if err := r.job.CheckMedia(w.cfg.Presets, pr); err != nil {
+				return err
+			}
+			r.duration.Store(int64(pr.Duration))
+			return nil
+		})
+	}
 	p.Go("progress", func(ctx context.Context) error {
 		for pr := range proc.Progress() {
 			r.outTimeUS.Store(pr.OutTime.Microseconds())
@@ -360,6 +402,7 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		return procErr
 	})
 	err = p.Wait()
+	r.phase("transcode")
 	_ = proc.Close() // the stages closed what they used; this catches the rest
 	tail := proc.StderrTail()
 	r.stderr.Store(&tail)
@@ -370,18 +413,29 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		}
 		return nil, err
 	}
-	for _, s := range sinks {
-		if err := s.Close(); err != nil {
-			return nil, fmt.Errorf("output: %w", err)
-		}
-	}
+	// Flush and verify every output at once: ffprobe reads the page cache while fsync writes it.
 	results := make([]job.OutputResult, len(sinks))
+	errs := make([]error, 2*len(sinks))
+	var wg sync.WaitGroup
 	for i, s := range sinks {
-		res, err := w.verify(ctx, r, spec.Outputs[i], s, tail)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := s.Close(); err != nil {
+				errs[2*i] = fmt.Errorf("output: %w", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			results[i], errs[2*i+1] = w.verify(ctx, r, spec.Outputs[i], s, tail)
+		}()
+	}
+	wg.Wait()
+	r.phase("verify")
+	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
-		results[i] = res
 	}
 	for i, s := range sinks {
 		if err := s.Commit(); err != nil {
@@ -391,7 +445,35 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		results[i].URL = ro.Location.String()
 	}
 	sinks = nil
+	r.phase("commit")
 	return results, nil
+}
+
+// probeTee writes to ffmpeg's stdin and, until the probe has read enough or left, to ffprobe's.
+type probeTee struct {
+	dst   *os.File
+	probe *os.File // nil once closed
+	left  int64
+}
+
+func (t *probeTee) Write(p []byte) (int, error) {
+	n, err := t.dst.Write(p)
+	if t.probe != nil {
+		m := min(int64(n), t.left)
+		if _, perr := t.probe.Write(p[:m]); perr != nil || m == t.left {
+			t.closeProbe() // ffprobe has what it needs (EPIPE), or the limit is reached
+		} else {
+			t.left -= m
+		}
+	}
+	return n, err
+}
+
+func (t *probeTee) closeProbe() {
+	if t.probe != nil {
+		_ = t.probe.Close()
+		t.probe = nil
+	}
 }
 
 func drain(ctx context.Context, in <-chan *bufpool.Buffer, acq pipeline.Acquirer) {
@@ -435,13 +517,13 @@ func (w *Worker) verify(ctx context.Context, r *run, want ffmpeg.Output, s *file
 	if _, ok := pr.Audio(); !ok && want.Audio != nil {
 		return res, &job.Error{Class: job.ClassInternal, Reason: "output has no audio stream"}
 	}
-	if r.duration > 0 {
-		tol := max(time.Second, r.duration/50)
-		if pr.Duration < r.duration-tol {
+	if d := time.Duration(r.duration.Load()); d > 0 {
+		tol := max(time.Second, d/50)
+		if pr.Duration < d-tol {
 			if ffmpeg.TruncatedInput(stderr) {
-				return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("input is truncated: only %.1fs of %.1fs could be decoded", pr.Duration.Seconds(), r.duration.Seconds())}
+				return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("input is truncated: only %.1fs of %.1fs could be decoded", pr.Duration.Seconds(), d.Seconds())}
 			}
-			return res, &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("output is %.1fs long, input %.1fs", pr.Duration.Seconds(), r.duration.Seconds())}
+			return res, &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("output is %.1fs long, input %.1fs", pr.Duration.Seconds(), d.Seconds())}
 		}
 	}
 	return res, nil

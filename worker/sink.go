@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/transcoder/transcoder/job"
 )
 
@@ -24,7 +26,16 @@ type fileSink struct {
 	n     int64
 	out   *atomic.Int64
 	first func() // called once, at the first byte; may be nil
+
+	fd       int   // for sync_file_range
+	synced   int64 // bytes handed to writeback so far
+	unsynced int64
 }
+
+// writebackChunk is how much is written before writeback of it is started, so the fsync at the
+// end finds little left to do: a large output commits in milliseconds, not in the time it takes
+// to flush all of it.
+const writebackChunk = 8 << 20
 
 func partName(final, jobID string, attempt int) string {
 	return filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+"."+jobID+"."+strconv.Itoa(attempt)+".part")
@@ -45,7 +56,7 @@ func newFileSink(loc job.Location, jobID string, attempt int, out *atomic.Int64)
 	if err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
-	return &fileSink{final: loc.Path, tmp: tmp, f: f, h: sha256.New(), out: out}, nil
+	return &fileSink{final: loc.Path, tmp: tmp, f: f, h: sha256.New(), out: out, fd: int(f.Fd())}, nil
 }
 
 // Write writes to the file and the checksum; it allocates nothing.
@@ -58,6 +69,12 @@ func (s *fileSink) Write(p []byte) (int, error) {
 	s.h.Write(p[:n])
 	s.n += int64(n)
 	s.out.Add(int64(n))
+	if s.unsynced += int64(n); s.unsynced >= writebackChunk {
+		// Start writeback without waiting for it; best effort (the fsync in Close is the guarantee).
+		_ = unix.SyncFileRange(s.fd, s.synced, s.unsynced, unix.SYNC_FILE_RANGE_WRITE)
+		s.synced += s.unsynced
+		s.unsynced = 0
+	}
 	return n, err
 }
 
