@@ -31,6 +31,7 @@ type run struct {
 	started time.Time
 
 	duration  atomic.Int64 // of the input in ns, from the probe; 0 while unknown
+	probe     atomic.Pointer[ffmpeg.ProbeResult]
 	bytesIn   atomic.Int64
 	bytesOut  atomic.Int64
 	outTimeUS atomic.Int64
@@ -42,6 +43,11 @@ type run struct {
 	lastPhase time.Time
 	argv      atomic.Pointer[[]string]
 	stderr    atomic.Pointer[string]
+}
+
+func (r *run) setProbe(p *ffmpeg.ProbeResult) {
+	r.probe.Store(p)
+	r.duration.Store(int64(p.Duration))
 }
 
 // phase records how long the step that just ended took, for the job's log line.
@@ -272,7 +278,7 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		if err := r.job.CheckMedia(w.cfg.Presets, probe); err != nil {
 			return nil, err
 		}
-		r.duration.Store(int64(probe.Duration))
+		r.setProbe(probe)
 		in.Path = path
 		r.phase("spool")
 	}
@@ -383,7 +389,7 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 			if err := r.job.CheckMedia(w.cfg.Presets, pr); err != nil {
 				return err
 			}
-			r.duration.Store(int64(pr.Duration))
+			r.setProbe(pr)
 			return nil
 		})
 	}
@@ -509,12 +515,18 @@ func (w *Worker) verify(ctx context.Context, r *run, want ffmpeg.Output, s *file
 		}
 	}
 	res.Duration = math.Round(pr.Duration.Seconds()*1000) / 1000
+	// A stream is owed only if the output asks for it and the input has it.
+	var inVideo, inAudio bool
+	if in := r.probe.Load(); in != nil {
+		_, inVideo = in.Video()
+		_, inAudio = in.Audio()
+	}
 	if v, ok := pr.Video(); ok {
 		res.Width, res.Height = v.Width, v.Height
-	} else if want.Video != nil {
+	} else if want.Video != nil && inVideo {
 		return res, &job.Error{Class: job.ClassInternal, Reason: "output has no video stream"}
 	}
-	if _, ok := pr.Audio(); !ok && want.Audio != nil {
+	if _, ok := pr.Audio(); !ok && want.Audio != nil && inAudio {
 		return res, &job.Error{Class: job.ClassInternal, Reason: "output has no audio stream"}
 	}
 	if d := time.Duration(r.duration.Load()); d > 0 {

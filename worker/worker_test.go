@@ -656,3 +656,31 @@ func TestRawIntermediate(t *testing.T) {
 		t.Errorf("size %d, want at least %d bytes of frames", ev.Outputs[0].Size, want)
 	}
 }
+
+// TestMissingStreams: a video preset on an input without audio gives a silent video, and on an
+// input without video an audio-only file; neither is a failure.
+func TestMissingStreams(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.startWorker("streams")
+	for _, c := range []struct {
+		name string
+		clip testenv.Clip
+		want string
+	}{
+		{"video-only", testenv.Clip{Seconds: 2, NoAudio: true}, "video"},
+		{"audio-only", testenv.Clip{Seconds: 2, NoVideo: true, Container: "m4a"}, "audio"},
+	} {
+		in := testenv.MakeClip(t, c.clip)
+		out := filepath.Join(e.dir, c.name+".mp4")
+		id := e.submit(in, "h264-480p", out)
+		ev := e.events.terminal(t, id)
+		if ev.Type != job.EventSucceeded {
+			t.Errorf("%s: %s %+v", c.name, ev.Type, ev.Error)
+			continue
+		}
+		if got := testenv.Probe(t, out, "stream=codec_type", ""); got != c.want {
+			t.Errorf("%s: streams %q, want %s", c.name, got, c.want)
+		}
+	}
+}
