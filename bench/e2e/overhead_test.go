@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/transcoder/transcoder/internal/testenv"
+	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/worker"
+)
+
+// BenchmarkTranscodeOverhead runs the same input with the same ffmpeg arguments (a) by the
+// ffmpeg CLI reading the input file and writing its output, and (b) as a job through NATS, the
+// worker, the ring and pipes, interleaved. It reports the wall-time ratio b/a (medians) and the
+// time-to-first-output-byte difference b-a. (a)'s output goes to a pipe that is drained into a
+// file, so its first byte can be timed; (b) is timed from the publish to the succeeded event,
+// so it includes dispatch, the probe, verification and the rename.
+func BenchmarkTranscodeOverhead(b *testing.B) {
+	cases := []struct {
+		name    string
+		seconds float64
+		preset  string
+		output  job.Output
+	}{
+		{"x264-480p", 30, "h264-480p", job.Output{}},
+		{"x264-720p", 30, "h264-720p", job.Output{}},
+		// Every decoded frame crosses the ring: 10 s of 720p is 350 MB of raw video.
+		{"raw", 10, "", job.Output{Container: "nut", Video: &job.Video{Codec: "raw"}, Audio: &job.Audio{Codec: "pcm"}}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			in := testenv.MakeClip(b, testenv.Clip{Seconds: c.seconds, Size: "1280x720", Rate: 25})
+			r := newRig(b, nil, 1)
+			dir := b.TempDir()
+			ext := ".mp4"
+			if c.output.Container == "nut" {
+				ext = ".nut"
+			}
+			mkJob := func(name string) *job.Job {
+				o := c.output
+				o.URL = fileURL(filepath.Join(dir, name+ext))
+				return &job.Job{Input: fileURL(in), Preset: c.preset, Outputs: []job.Output{o}}
+			}
+			ex, err := worker.Explain(context.Background(), r.runner, r.presets, mkJob("explain"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			plain, err := plainArgs(ex.Argv, in)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var wallA, wallB, ttfbA, ttfbB []time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				wa, fa := runPlain(b, plain, filepath.Join(dir, fmt.Sprintf("plain-%d%s", i, ext)))
+				wallA, ttfbA = append(wallA, wa), append(ttfbA, fa)
+
+				start := time.Now()
+				id, done := r.submit(b, mkJob(fmt.Sprintf("job-%d", i)))
+				wait(b, done)
+				wallB = append(wallB, time.Since(start))
+				_, first := r.milestones(id)
+				ttfbB = append(ttfbB, first.Sub(start))
+				_ = os.Remove(filepath.Join(dir, fmt.Sprintf("plain-%d%s", i, ext)))
+				_ = os.Remove(filepath.Join(dir, fmt.Sprintf("job-%d%s", i, ext)))
+			}
+			b.StopTimer()
+			ma, mb := median(wallA), median(wallB)
+			b.ReportMetric(float64(mb)/float64(ma), "ratio-vs-ffmpeg")
+			b.ReportMetric(float64(median(ttfbB)-median(ttfbA))/1e6, "ttfb-delta-ms")
+			b.ReportMetric(float64(ma)/1e6, "ffmpeg-ms")
+			b.ReportMetric(float64(mb)/1e6, "worker-ms")
+			b.ReportMetric(float64(mb-ma)/1e6, "overhead-ms")
+		})
+	}
+}
+
+// plainArgs turns the worker's argv into the same command on files: the input file instead of
+// pipe:0 (with the file protocol allowed), the output on stdout, no progress pipe.
+func plainArgs(argv []string, in string) ([]string, error) {
+	var out []string
+	for i := 0; i < len(argv); i++ {
+		switch a := argv[i]; {
+		case a == "-progress":
+			i++
+		case a == "-protocol_whitelist":
+			out = append(out, a, "file,pipe")
+			i++
+		case a == "-i" && i+1 < len(argv) && argv[i+1] == "pipe:0":
+			out = append(out, "-i", "file:"+in)
+			i++
+		case a == "pipe:3":
+			out = append(out, "pipe:1")
+		default:
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// runPlain runs ffmpeg with args, drains its stdout into path, and returns the wall time and the
+// time to the first output byte.
+func runPlain(b *testing.B, args []string, path string) (wall, ttfb time.Duration) {
+	b.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	cmd := exec.Command("ffmpeg", args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stderr := &tail{}
+	cmd.Stderr = stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := stdout.Read(buf)
+		if n > 0 {
+			if ttfb == 0 {
+				ttfb = time.Since(start)
+			}
+			if _, werr := f.Write(buf[:n]); werr != nil {
+				b.Fatal(werr)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("plain ffmpeg: %v: %s", err, stderr.b)
+	}
+	return time.Since(start), ttfb
+}
+
+type tail struct{ b []byte }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 8192 {
+		t.b = t.b[len(t.b)-8192:]
+	}
+	return len(p), nil
+}
