@@ -79,7 +79,10 @@ func remux(b *testing.B, r *ffmpeg.Runner, ring *bufpool.Pool, in string) time.D
 		}
 		return err
 	})
-	p.Go("output", func(ctx context.Context) error { _, err := pipeline.ReadFrom(ctx, proc.Output(0), ring, outCh); return err })
+	p.Go("output", func(ctx context.Context) error {
+		_, err := pipeline.ReadFrom(ctx, proc.Output(0), ring, outCh)
+		return err
+	})
 	p.Go("sink", func(ctx context.Context) error { _, err := pipeline.WriteTo(ctx, outCh, io.Discard, ring); return err })
 	p.Go("progress", func(ctx context.Context) error {
 		for range proc.Progress() {
