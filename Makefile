@@ -7,7 +7,7 @@ GOLANGCI_VERSION := v2.15.0
 NATS_LISTEN ?= 127.0.0.1:4222
 DATA ?= .data
 
-.PHONY: all deps build run test race lint bench bench-full fmt vet clean
+.PHONY: all deps build run test lint bench bench-plots fmt vet clean
 
 all: build
 
@@ -44,9 +44,17 @@ lint: $(GOBIN)/golangci-lint
 $(GOBIN)/golangci-lint:
 	GOFLAGS=-mod=mod $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
 
-# bench runs the quick benchmark set (a few minutes); bench/README.md records the results.
+# bench runs the benchmark set (a few minutes) and keeps the output in $(BENCH_OUT);
+# bench-plots draws the figures next to bench/README.md from it.
+BENCH_OUT ?= bench/out
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 200x ./bufpool ./pipeline ./bench/...
+	@mkdir -p $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./bufpool ./pipeline | tee $(BENCH_OUT)/buffers.txt
+	BENCH_OUT=$(abspath $(BENCH_OUT)) $(GO) test -run '^$$' -bench ChunkLatency -benchtime 2000x ./bench | tee $(BENCH_OUT)/chunklatency.txt
+	BENCH_OUT=$(abspath $(BENCH_OUT)) $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./bench/e2e | tee $(BENCH_OUT)/e2e.txt
+
+bench-plots: bench
+	$(GO) run ./bench/plot -in $(BENCH_OUT) -out bench
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
