@@ -130,7 +130,7 @@ func readLatencyDir(dir string) ([]latencySeries, error) {
 			return nil, err
 		}
 		pts, err := parseLatencyCSV(f)
-		f.Close()
+		_ = f.Close() // read-only: nothing to lose
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -166,7 +166,7 @@ func readRSSFile(name string) ([]rssPoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	pts, err := parseRSSCSV(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)

@@ -123,7 +123,7 @@ func TestRunDrawsPNGs(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg, err := png.DecodeConfig(f)
-		f.Close()
+		_ = f.Close()
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
