@@ -185,7 +185,7 @@ func TestPlan(t *testing.T) {
 	} {
 		t.Run(c.preset, func(t *testing.T) {
 			j := &job.Job{Input: "/in.mp4", Preset: c.preset, Outputs: []job.Output{{URL: "/out"}}}
-			s, err := j.Plan(p, ffmpeg.Input{})
+			s, err := j.Plan(p, ffmpeg.Input{}, job.Limits{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -205,7 +205,7 @@ func TestPlan(t *testing.T) {
 		})
 	}
 	j := &job.Job{Input: "/in.mp4", Outputs: []job.Output{{URL: "/o.mkv", Container: "mkv", Video: &job.Video{Codec: "copy"}, Audio: &job.Audio{Codec: "copy"}}}}
-	if s, err := j.Plan(p, ffmpeg.Input{}); err != nil || s.Outputs[0].Video.Fit || s.Outputs[0].Video.Codec != "copy" {
+	if s, err := j.Plan(p, ffmpeg.Input{}, job.Limits{}); err != nil || s.Outputs[0].Video.Fit || s.Outputs[0].Video.Codec != "copy" {
 		t.Errorf("copy: %+v %v", s.Outputs, err)
 	}
 }
@@ -235,7 +235,7 @@ func TestCheckMedia(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			j := &job.Job{Input: "/in.mp4", Preset: c.preset, Outputs: []job.Output{{URL: "/out.mp4"}}}
 			probe := &ffmpeg.ProbeResult{Streams: c.streams}
-			err := j.CheckMedia(p, probe)
+			err := j.CheckMedia(p, probe, job.Limits{})
 			if c.ok != (err == nil) {
 				t.Fatalf("err = %v, want ok=%v", err, c.ok)
 			}

@@ -13,13 +13,32 @@ import (
 // absurd dimensions): the media is the problem, not the job.
 var ErrUnsupportedMedia = errors.New("job: unsupported media")
 
-// Limits on what the worker will decode, so a crafted header cannot make ffmpeg allocate
-// gigantic frames. 8K is the largest frame a job may have.
-const (
-	MaxInputWidth  = 8192
-	MaxInputHeight = 8192
-	MaxInputPixels = 8192 * 4320
-)
+// Limits bound what one job may make the worker decode and write, so a crafted header (a
+// decompression bomb) is refused from its probe instead of exhausting the machine.
+type Limits struct {
+	MaxWidth, MaxHeight int   // largest frame side; default 8192
+	MaxPixels           int64 // largest frame area; default 8192x4320 (8K)
+}
+
+// DefaultLimits are the limits a worker applies unless configured otherwise.
+func DefaultLimits() Limits {
+	return Limits{MaxWidth: 8192, MaxHeight: 8192, MaxPixels: 8192 * 4320}
+}
+
+// WithDefaults fills zero fields from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxWidth == 0 {
+		l.MaxWidth = d.MaxWidth
+	}
+	if l.MaxHeight == 0 {
+		l.MaxHeight = d.MaxHeight
+	}
+	if l.MaxPixels == 0 {
+		l.MaxPixels = d.MaxPixels
+	}
+	return l
+}
 
 // ResolvedOutput is an output with its preset applied: every field concrete.
 type ResolvedOutput struct {
@@ -235,8 +254,9 @@ func contains(list []string, s string) bool {
 // Go); frames flagged interlaced are deinterlaced; a video output of an input without video
 // becomes audio-only and an audio output of an input without audio becomes silent (optional
 // stream maps); an output left with no stream at all fails as unsupported media.
-func (j *Job) Plan(presets Presets, in ffmpeg.Input) (ffmpeg.Spec, error) {
-	spec := ffmpeg.Spec{Input: in, MaxPixels: MaxInputPixels}
+func (j *Job) Plan(presets Presets, in ffmpeg.Input, lim Limits) (ffmpeg.Spec, error) {
+	lim = lim.WithDefaults()
+	spec := ffmpeg.Spec{Input: in, MaxPixels: lim.MaxPixels}
 	for i := range j.Outputs {
 		r, err := j.Resolve(i, presets)
 		if err != nil {
@@ -269,13 +289,17 @@ func (j *Job) Plan(presets Presets, in ffmpeg.Input) (ffmpeg.Spec, error) {
 // CheckMedia refuses inputs the job cannot use: no audio or video stream, frames larger than
 // the limits (a decompression bomb announces itself in its header), or an output that would be
 // left with no stream.
-func (j *Job) CheckMedia(presets Presets, probe *ffmpeg.ProbeResult) error {
+func (j *Job) CheckMedia(presets Presets, probe *ffmpeg.ProbeResult, lim Limits) error {
+	lim = lim.WithDefaults()
 	vs, hasVideo := probe.Video()
 	_, hasAudio := probe.Audio()
 	if !hasVideo && !hasAudio {
 		return fmt.Errorf("%w: no audio or video stream", ErrUnsupportedMedia)
 	}
 	if hasVideo {
+		if vs.Width > lim.MaxWidth || vs.Height > lim.MaxHeight || int64(vs.Width)*int64(vs.Height) > lim.MaxPixels {
+			return fmt.Errorf("%w: %dx%d frames are larger than the %dx%d (%d pixel) limit", ErrUnsupportedMedia, vs.Width, vs.Height, lim.MaxWidth, lim.MaxHeight, lim.MaxPixels)
+		}
 		if _, _, err := displaySize(vs); err != nil {
 			return err
 		}
@@ -315,9 +339,6 @@ func displaySize(s ffmpeg.Stream) (int, int, error) {
 	w, h := s.Width, s.Height
 	if w <= 0 || h <= 0 {
 		return 0, 0, fmt.Errorf("%w: video stream has no dimensions", ErrUnsupportedMedia)
-	}
-	if w > MaxInputWidth || h > MaxInputHeight || int64(w)*int64(h) > MaxInputPixels {
-		return 0, 0, fmt.Errorf("%w: %dx%d is larger than the %dx%d limit", ErrUnsupportedMedia, w, h, MaxInputWidth, MaxInputHeight)
 	}
 	var num, den int
 	if _, err := fmt.Sscanf(s.SAR, "%d:%d", &num, &den); err == nil && num > 0 && den > 0 && num != den {

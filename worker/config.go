@@ -63,6 +63,9 @@ type Config struct {
 
 	// Logger receives structured logs. Default: slog.Default().
 	Logger *slog.Logger
+	// Limits bound what a job may make the worker decode and write. Zero fields take
+	// job.DefaultLimits.
+	Limits job.Limits
 	// Hooks are called at a job's milestones; for benchmarks and metrics. Optional.
 	Hooks Hooks
 }
@@ -126,6 +129,7 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Limits = c.Limits.WithDefaults()
 }
 
 // JobBuffers is the reservation one job takes from the ring before it is pulled: the most

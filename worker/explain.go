@@ -20,7 +20,7 @@ type Explanation struct {
 
 // Explain plans the job as a worker would, without running it: it reads the head of the input,
 // decides streaming or spooling, probes, and builds the argv.
-func Explain(ctx context.Context, runner *ffmpeg.Runner, presets job.Presets, j *job.Job) (*Explanation, error) {
+func Explain(ctx context.Context, runner *ffmpeg.Runner, presets job.Presets, j *job.Job, lim job.Limits) (*Explanation, error) {
 	loc, err := job.ParseLocation(j.Input)
 	if err != nil {
 		return nil, err
@@ -45,10 +45,10 @@ func Explain(ctx context.Context, runner *ffmpeg.Runner, presets job.Presets, j 
 	if ex.Probe, err = runner.ProbeFile(ctx, loc.Path); err != nil {
 		return nil, err
 	}
-	if err := j.CheckMedia(presets, ex.Probe); err != nil {
+	if err := j.CheckMedia(presets, ex.Probe, lim); err != nil {
 		return nil, err
 	}
-	if ex.Spec, err = j.Plan(presets, in); err != nil {
+	if ex.Spec, err = j.Plan(presets, in, lim); err != nil {
 		return nil, err
 	}
 	if ex.Argv, err = runner.Args(ex.Spec); err != nil {

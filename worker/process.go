@@ -275,14 +275,14 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		if err != nil {
 			return nil, err
 		}
-		if err := r.job.CheckMedia(w.cfg.Presets, probe); err != nil {
+		if err := r.job.CheckMedia(w.cfg.Presets, probe, w.cfg.Limits); err != nil {
 			return nil, err
 		}
 		r.setProbe(probe)
 		in.Path = path
 		r.phase("spool")
 	}
-	spec, err := r.job.Plan(w.cfg.Presets, in)
+	spec, err := r.job.Plan(w.cfg.Presets, in, w.cfg.Limits)
 	if err != nil {
 		releaseAll(acq, head)
 		return nil, err
@@ -386,7 +386,7 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 				}
 				return err
 			}
-			if err := r.job.CheckMedia(w.cfg.Presets, pr); err != nil {
+			if err := r.job.CheckMedia(w.cfg.Presets, pr, w.cfg.Limits); err != nil {
 				return err
 			}
 			r.setProbe(pr)

@@ -559,7 +559,7 @@ func TestMoovAtEnd(t *testing.T) {
 	}
 	t.Cleanup(func() { e.stopWorker(w) })
 	in := testenv.MakeClip(t, testenv.Clip{Seconds: 4, MoovAtEnd: true})
-	ex, err := worker.Explain(context.Background(), e.runner, e.presets, &job.Job{Input: "file://" + in, Preset: "h264-480p", Outputs: []job.Output{{URL: "file:///tmp/x.mp4"}}})
+	ex, err := worker.Explain(context.Background(), e.runner, e.presets, &job.Job{Input: "file://" + in, Preset: "h264-480p", Outputs: []job.Output{{URL: "file:///tmp/x.mp4"}}}, job.Limits{})
 	if err != nil || !ex.Spooled {
 		t.Fatalf("explain: spooled=%v err=%v; want spooled", ex != nil && ex.Spooled, err)
 	}

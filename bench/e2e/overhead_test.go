@@ -47,7 +47,7 @@ func BenchmarkTranscodeOverhead(b *testing.B) {
 				o.URL = fileURL(filepath.Join(dir, name+ext))
 				return &job.Job{Input: fileURL(in), Preset: c.preset, Outputs: []job.Output{o}}
 			}
-			ex, err := worker.Explain(context.Background(), r.runner, r.presets, mkJob("explain"))
+			ex, err := worker.Explain(context.Background(), r.runner, r.presets, mkJob("explain"), job.Limits{})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/job"
 	"github.com/transcoder/transcoder/natsembed"
 	"github.com/transcoder/transcoder/worker"
 )
@@ -35,7 +36,7 @@ func runCommand(stdout, stderr io.Writer) *cobra.Command {
 				return fmt.Errorf("%w (install it: apt-get install -y ffmpeg)", err)
 			}
 			if explain {
-				ex, err := worker.Explain(cmd.Context(), runner, presets, j)
+				ex, err := worker.Explain(cmd.Context(), runner, presets, j, job.Limits{})
 				if err != nil {
 					return err
 				}
