@@ -54,8 +54,11 @@ type Config struct {
 	MaxDeliver int
 	// Backoff is the delay before retry n (the last entry repeats). Default 5s, 30s, 2m, 10m.
 	Backoff []time.Duration
-	// DefaultTimeout applies to jobs that set none. Default 2h.
-	DefaultTimeout time.Duration
+	// A job that sets no timeout gets TimeoutFactor times its input's duration, at least
+	// TimeoutFloor; no job runs longer than TimeoutCap, whatever it asks. Defaults 10m, 10, 12h.
+	TimeoutFloor  time.Duration
+	TimeoutFactor float64
+	TimeoutCap    time.Duration
 	// ProgressInterval throttles progress events. Default 1s.
 	ProgressInterval time.Duration
 	// FetchWait is how long one pull request waits for a job. Default 5s.
@@ -117,8 +120,14 @@ func (c *Config) setDefaults() {
 	if len(c.Backoff) == 0 {
 		c.Backoff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
 	}
-	if c.DefaultTimeout == 0 {
-		c.DefaultTimeout = job.DefaultTimeout
+	if c.TimeoutFloor == 0 {
+		c.TimeoutFloor = 10 * time.Minute
+	}
+	if c.TimeoutFactor == 0 {
+		c.TimeoutFactor = 10
+	}
+	if c.TimeoutCap == 0 {
+		c.TimeoutCap = 12 * time.Hour
 	}
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = time.Second
@@ -168,6 +177,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("worker: MaxDeliver must be at least 1")
 	case c.StallTimeout < c.Heartbeat:
 		return fmt.Errorf("worker: StallTimeout must be at least Heartbeat")
+	case c.TimeoutFloor < 0 || c.TimeoutFactor < 0 || c.TimeoutCap < c.TimeoutFloor:
+		return fmt.Errorf("worker: TimeoutFloor, TimeoutFactor must be positive and TimeoutCap at least TimeoutFloor")
 	}
 	return nil
 }

@@ -29,6 +29,10 @@ type run struct {
 	msg     jetstream.Msg
 	cancel  context.CancelCauseFunc
 	started time.Time
+	w       *Worker
+	// deadline cancels the job with ErrTimeout; the probe moves it once the input's length is
+	// known.
+	deadline *time.Timer
 
 	duration  atomic.Int64 // of the input in ns, from the probe; 0 while unknown
 	probe     atomic.Pointer[ffmpeg.ProbeResult]
@@ -48,6 +52,21 @@ type run struct {
 func (r *run) setProbe(p *ffmpeg.ProbeResult) {
 	r.probe.Store(p)
 	r.duration.Store(int64(p.Duration))
+	if r.job.Timeout == 0 && p.Duration > 0 && r.deadline != nil {
+		r.deadline.Reset(max(0, r.w.timeout(r.job, p.Duration)-time.Since(r.started)))
+	}
+}
+
+// timeout is how long a job may run: its own timeout, or TimeoutFactor times the input's
+// duration (once known) but at least TimeoutFloor; never more than TimeoutCap.
+func (w *Worker) timeout(j *job.Job, media time.Duration) time.Duration {
+	switch {
+	case j.Timeout > 0:
+		return min(time.Duration(j.Timeout), w.cfg.TimeoutCap)
+	case media > 0:
+		return min(w.cfg.TimeoutCap, max(w.cfg.TimeoutFloor, time.Duration(w.cfg.TimeoutFactor*float64(media))))
+	}
+	return w.cfg.TimeoutCap
 }
 
 // phase records how long the step that just ended took, for the job's log line.
@@ -102,7 +121,7 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 		_ = msg.Term()
 		return
 	}
-	r := &run{attempt: int(meta.NumDelivered), msg: msg, started: time.Now()}
+	r := &run{attempt: int(meta.NumDelivered), msg: msg, started: time.Now(), w: w}
 	j, jerr := job.Decode(msg.Data())
 	r.id = jobID(j, msg, meta)
 	if jerr == nil {
@@ -159,12 +178,9 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 		w.mu.Unlock()
 	}()
 
-	timeout := time.Duration(j.Timeout)
-	if timeout == 0 {
-		timeout = w.cfg.DefaultTimeout
-	}
-	ctx, cancelT := context.WithTimeoutCause(ctx, timeout, ErrTimeout)
-	defer cancelT()
+	// Until the probe tells the input's length, the cap (or the job's own timeout) applies.
+	r.deadline = time.AfterFunc(w.timeout(j, 0), func() { cancel(ErrTimeout) })
+	defer r.deadline.Stop()
 
 	log.Info("job started", "input", j.Input, "outputs", len(j.Outputs))
 	w.setStatus(ctx, r, job.StateRunning, nil, nil)
@@ -223,8 +239,9 @@ func (w *Worker) watch(ctx context.Context, r *run, stop <-chan struct{}) {
 		case <-hb.C:
 			a := r.advance()
 			switch {
-			case a != last || r.waiting.Load() > 0:
-				// Waiting on the ring is backpressure from our own sinks, not a stall.
+			case a != last:
+				// Input read, output written or ffmpeg's clock moved. A job blocked on the ring
+				// with nothing moving (ffmpeg hung, a sink that stopped) is a stall.
 				last, lastAt = a, time.Now()
 				if err := r.msg.InProgress(); err != nil {
 					w.log.Warn("heartbeat failed", "job", r.id, "err", err)

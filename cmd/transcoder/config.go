@@ -40,7 +40,9 @@ type fileConfig struct {
 	StallTimeout     time.Duration   `yaml:"stall_timeout"`
 	MaxDeliver       int             `yaml:"max_deliver"`
 	Backoff          []time.Duration `yaml:"backoff"`
-	DefaultTimeout   time.Duration   `yaml:"default_timeout"`
+	TimeoutFloor     time.Duration   `yaml:"timeout_floor"`
+	TimeoutFactor    float64         `yaml:"timeout_factor"`
+	TimeoutCap       time.Duration   `yaml:"timeout_cap"`
 	ProgressInterval time.Duration   `yaml:"progress_interval"`
 	GracePeriod      time.Duration   `yaml:"grace_period"`
 	KillDelay        time.Duration   `yaml:"kill_delay"`
@@ -115,6 +117,12 @@ func setField(f reflect.Value, s string) error {
 	switch f.Interface().(type) {
 	case string:
 		f.SetString(s)
+	case float64:
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		f.SetFloat(v)
 	case int, int64:
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {

@@ -98,7 +98,8 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 		MaxOutputs: cfg.MaxOutputs, ProbeBytes: cfg.ProbeBytes, SpoolDir: cfg.SpoolDir,
 		SpoolLimit: cfg.SpoolLimit, AckWait: cfg.AckWait, Heartbeat: cfg.Heartbeat,
 		StallTimeout: cfg.StallTimeout, MaxDeliver: cfg.MaxDeliver, Backoff: cfg.Backoff,
-		DefaultTimeout: cfg.DefaultTimeout, ProgressInterval: cfg.ProgressInterval,
+		TimeoutFloor: cfg.TimeoutFloor, TimeoutFactor: cfg.TimeoutFactor, TimeoutCap: cfg.TimeoutCap,
+		ProgressInterval: cfg.ProgressInterval,
 	})
 	if err != nil {
 		return usageError{err}
