@@ -1,6 +1,7 @@
 package job
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 )
@@ -136,4 +137,22 @@ type Status struct {
 	Error    *Failure       `json:"error,omitempty"`
 	// CancelRequested is set by `transcoder cancel` so a queued job is dropped when pulled.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
+}
+
+// DeadLetter is what the worker keeps about a job that failed for good (stream TRANSCODE_DLQ,
+// subject transcode.dlq.<id>): enough to understand the failure and to retry it.
+type DeadLetter struct {
+	ID            string          `json:"id"`
+	Time          time.Time       `json:"time"`
+	WorkerID      string          `json:"worker_id"`
+	Attempts      int             `json:"attempts"`
+	Class         Class           `json:"class"`
+	Reason        string          `json:"reason"`
+	Job           json.RawMessage `json:"job,omitempty"`     // the message as published, when it is JSON
+	Payload       string          `json:"payload,omitempty"` // the message as published, when it is not
+	Subject       string          `json:"subject"`
+	Argv          string          `json:"argv,omitempty"`
+	FFmpegVersion string          `json:"ffmpeg_version,omitempty"`
+	Probe         json.RawMessage `json:"probe,omitempty"`
+	StderrTail    string          `json:"stderr_tail,omitempty"`
 }

@@ -77,6 +77,9 @@ type Config struct {
 type Hooks struct {
 	// FirstOutputByte is called when the first byte of a job's first output reaches its sink.
 	FirstOutputByte func(jobID string)
+	// BeforeAck is called when a job has succeeded (outputs committed, state and event out),
+	// just before it is acknowledged.
+	BeforeAck func(jobID string)
 }
 
 func (c *Config) setDefaults() {

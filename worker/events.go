@@ -25,6 +25,9 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 	if err == nil {
 		w.setStatus(ctx, r, job.StateSucceeded, r.progress(), outs)
 		w.emit(ctx, r, job.Event{Type: job.EventSucceeded, Outputs: outs})
+		if w.cfg.Hooks.BeforeAck != nil {
+			w.cfg.Hooks.BeforeAck(r.id)
+		}
 		if aerr := r.msg.DoubleAck(ctx); aerr != nil {
 			log.Warn("ack failed; a redelivery will find the job succeeded", "err", aerr)
 		}
@@ -58,6 +61,9 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 			fail.Reason += retryNote(r.attempt, w.cfg.MaxDeliver) + ": giving up"
 		}
 		w.setStatus(ctx, r, state, nil, nil, fail)
+		if class != job.ClassCanceled {
+			w.deadLetter(ctx, r, fail)
+		}
 		w.emit(ctx, r, job.Event{Type: typ, Error: fail})
 		if terr := r.msg.TermWithReason(string(class) + ": " + firstLine(reason)); terr != nil {
 			log.Warn("term failed", "err", terr)

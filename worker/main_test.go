@@ -53,7 +53,12 @@ func helperWorker(url, id string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	w, err := worker.New(testConfig(nc, runner, presets, id, os.TempDir()))
+	cfg := testConfig(nc, runner, presets, id, os.TempDir())
+	if os.Getenv("TRANSCODER_TEST_DIE_BEFORE_ACK") != "" {
+		// The crash that loses an ack: outputs committed, state and event out, no ack.
+		cfg.Hooks.BeforeAck = func(string) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	}
+	w, err := worker.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -153,9 +153,9 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 	case st != nil && st.CancelRequested:
 		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassCanceled, Reason: "canceled before it started", Err: ErrCanceled})
 		return
-	case st != nil && st.State == job.StateSucceeded && r.attempt > 1:
-		// Redelivered after its outputs were committed (the ack was lost): done already.
-		log.Info("already succeeded; acknowledging redelivery")
+	case st != nil && st.State == job.StateSucceeded && r.attempt > 1 && committed(st.Outputs):
+		// Redelivered after its outputs were committed and verified (the ack was lost): done.
+		log.Info("already succeeded and outputs in place; acknowledging redelivery")
 		_ = msg.Ack()
 		return
 	case st == nil:
@@ -199,6 +199,24 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 		err = errors.Join(cause, err)
 	}
 	w.settle(settleCtx, log, r, outs, err)
+}
+
+// committed reports whether every output of a succeeded attempt is still in place, as recorded.
+func committed(outs []job.OutputResult) bool {
+	if len(outs) == 0 {
+		return false
+	}
+	for _, o := range outs {
+		loc, err := job.ParseLocation(o.URL)
+		if err != nil {
+			return false
+		}
+		st, err := os.Stat(loc.Path)
+		if err != nil || st.Size() != o.Size {
+			return false
+		}
+	}
+	return true
 }
 
 func jobID(j *job.Job, msg jetstream.Msg, meta *jetstream.MsgMetadata) string {

@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// EnsureStreams creates or updates the jobs and events streams and the state bucket. It is
+// EnsureStreams creates or updates the jobs, events and dead-letter streams and the state bucket. It is
 // idempotent: every worker and every submitter calls it.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -33,6 +33,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.KeyVa
 		Discard:     jetstream.DiscardOld,
 	}); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", EventsStream, err)
+	}
+	if err := ensureDLQ(ctx, js); err != nil {
+		return nil, err
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      StateBucket,

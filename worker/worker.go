@@ -46,6 +46,8 @@ type Worker struct {
 	loopDone  chan struct{}
 	jobs      sync.WaitGroup
 	cancelSub *nats.Subscription
+	// ffmpegVersion goes into dead letters.
+	ffmpegVersion string
 }
 
 // Errors that end a job for a reason of the worker's, not of ffmpeg's.
@@ -102,6 +104,11 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	w.kv, w.cons = kv, cons
+	if v, err := w.cfg.FFmpeg.Version(ctx); err == nil {
+		w.ffmpegVersion = v
+	} else {
+		w.log.Warn("ffmpeg -version", "err", err)
+	}
 	w.cancelSub, err = w.cfg.Conn.Subscribe(cancelSubjects, w.onCancel)
 	if err != nil {
 		return fmt.Errorf("worker: subscribe %s: %w", cancelSubjects, err)

@@ -226,30 +226,34 @@ func noParts(t *testing.T, dir string) {
 	}
 }
 
-// waitExit waits for a process (not necessarily our child) to exit: its pidfd becomes
-// readable, or it is a zombie (in a container whose init does not reap orphans it stays one).
+// waitExit fails the test unless the process (not necessarily our child) exits within d.
 func waitExit(t *testing.T, pid int, d time.Duration) {
 	t.Helper()
-	fd, err := unix.PidfdOpen(pid, 0)
-	if errors.Is(err, unix.ESRCH) {
-		return
+	if !processGone(pid, d) {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		t.Fatalf("process %d still running after %s: %q", pid, d, cmdline)
 	}
+}
+
+// processGone waits up to d for a process to exit: its pidfd becomes readable, or it is a
+// zombie (in a container whose init does not reap orphans it stays one).
+func processGone(pid int, d time.Duration) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		t.Fatalf("pidfd_open %d: %v", pid, err)
+		return errors.Is(err, unix.ESRCH)
 	}
 	defer func() { _ = unix.Close(fd) }()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if zombie(pid) {
-			return
+			return true
 		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		if n, err := unix.Poll(fds, 50); err == nil && n > 0 {
-			return
+			return true
 		}
 	}
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	t.Fatalf("process %d still running after %s: %q", pid, d, cmdline)
+	return zombie(pid)
 }
 
 func zombie(pid int) bool {

@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		statusCommand(stdout),
 		cancelCommand(stdout),
 		presetsCommand(stdout),
+		dlqCommand(stdout),
 	)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
