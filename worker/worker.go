@@ -104,7 +104,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	w.kv, w.cons = kv, cons
-	if v, err := w.cfg.FFmpeg.Version(ctx); err == nil {
+	vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if v, err := w.cfg.FFmpeg.Version(vctx); err == nil {
 		w.ffmpegVersion = v
 	} else {
 		w.log.Warn("ffmpeg -version", "err", err)

@@ -50,6 +50,12 @@ type env struct {
 func setup(t *testing.T) *env {
 	t.Helper()
 	ns, nc := testenv.NATS(t)
+	return setupWith(t, ns, nc)
+}
+
+// setupWith is setup on a server and connection the test made itself.
+func setupWith(t *testing.T, ns *natsembed.Server, nc *nats.Conn) *env {
+	t.Helper()
 	runner, err := ffmpeg.New(ffmpeg.Config{KillDelay: time.Second})
 	if err != nil {
 		t.Fatal(err)
