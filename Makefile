@@ -7,7 +7,7 @@ GOLANGCI_VERSION := v2.15.0
 NATS_LISTEN ?= 127.0.0.1:4222
 DATA ?= .data
 
-.PHONY: all deps build run test lint bench bench-plots fmt vet clean
+.PHONY: all deps tools build run test lint bench bench-plots fmt vet clean
 
 all: build
 
@@ -23,6 +23,13 @@ deps:
 	fi
 	@$(GO) mod download
 
+# tools installs the real nats-server binary (tests of interoperability against an external
+# server skip without it) into GOBIN.
+NATS_SERVER_VERSION := v2.15.2
+tools: $(GOBIN)/nats-server
+$(GOBIN)/nats-server:
+	$(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
+
 build: deps
 	$(GO) build -o $(BIN) ./cmd/transcoder
 
@@ -33,7 +40,7 @@ run: build
 
 # test runs every test with the race detector against real ffmpeg and embedded NATS servers,
 # then every benchmark once so none of them rots.
-test: deps
+test: deps tools
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
