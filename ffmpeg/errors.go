@@ -22,7 +22,23 @@ var (
 	ErrInternal = errors.New("ffmpeg: internal error")
 	// ErrStopped: we stopped the process (context canceled or Stop).
 	ErrStopped = errors.New("ffmpeg: stopped")
+	// ErrResourceLimit: the process used up a limit the Runner set on it
+	// (Config.MaxCPUTime, Config.MaxMemory). It also matches
+	// ErrInvalidInput: the limits are the budget of one job, so the same
+	// input fails the same way on every worker configured alike, and a
+	// decompression bomb must not be retried. An operator who sees it on
+	// good media raises the limit.
+	ErrResourceLimit error = &subKind{"ffmpeg: resource limit exceeded", ErrInvalidInput}
 )
+
+// subKind is an error kind that also matches a broader one.
+type subKind struct {
+	msg    string
+	parent error
+}
+
+func (k *subKind) Error() string { return k.msg }
+func (k *subKind) Unwrap() error { return k.parent }
 
 // Error describes a failed ffmpeg or ffprobe run with the diagnostics a
 // dead-letter record needs.
@@ -130,6 +146,13 @@ var inputPatterns = []string{
 	"ebml header parsing failed",
 	"exceeds specified max pixel count",
 	"not divisible by 2", // odd input dimensions kept for a 4:2:0 encoder
+	// Damage ffmpeg conceals or skips, exiting 0 (see DamagedInput).
+	"corrupt decoded frame",
+	"packet corrupt",
+	"error splitting the input into nal units",
+	"missing picture in access unit",
+	"concealing",
+	"input buffer exhausted",
 }
 
 var weakInternalPatterns = []string{
@@ -331,4 +354,37 @@ func TruncatedInput(stderr string) bool {
 		}
 	}
 	return false
+}
+
+// truncationPatterns are the demuxers' words for an input that ended early.
+var truncationPatterns = []string{"partial file", "ended prematurely", "end of file"}
+
+// DamagedInput reports whether the stderr of a run that exited 0 shows
+// that part of the input could not be read or decoded: ffmpeg 5.1 exits 0
+// on a truncated mp4 or matroska file and on corrupt packets it skipped or
+// concealed, so its output silently lacks or garbles part of the input.
+// With -loglevel error every line is an error; those that describe the
+// input (the ErrInvalidInput patterns of Classify) count. reason is
+// "input is truncated: <line>" or "input is damaged: <line>".
+func DamagedInput(stderr string) (reason string, damaged bool) {
+	first := ""
+	for _, raw := range strings.Split(stderr, "\n") {
+		line := cleanLine(raw)
+		if line == "" {
+			continue
+		}
+		lower := strings.ToLower(line)
+		for _, p := range truncationPatterns {
+			if strings.Contains(lower, p) {
+				return "input is truncated: " + line, true
+			}
+		}
+		if first == "" && lineCategory(lower) == catInput {
+			first = line
+		}
+	}
+	if first == "" {
+		return "", false
+	}
+	return "input is damaged: " + first, true
 }

@@ -70,6 +70,9 @@ func runFake(mode string) int {
 		_ = w.Flush()
 		return 1
 	}
+	if fake, ok := moreFakes[mode]; ok {
+		return fake()
+	}
 	fmt.Fprintln(os.Stderr, "fake: unknown mode", mode)
 	return 2
 }

@@ -3,6 +3,7 @@ package ffmpeg
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"sync"
@@ -20,17 +21,42 @@ type group struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited bool
+	lim    rlimits // as set on the leader
+	cpuHit bool    // the leader was signalled for its CPU limit
 }
 
+// start starts cmd as the group's leader. It also applies the resource
+// limits Runner.command registered for cmd (RLIMIT_AS, RLIMIT_CPU) with
+// prlimit(2), right after the child exists: Go has no hook between fork and exec, and limiting the worker
+// itself is not an option. The window is small and harmless: cmd.Start
+// returns once the exec succeeded, and the limits are in place
+// microseconds later, while the dynamic loader is still mapping ffmpeg's
+// libraries (tens of milliseconds) and before main() has parsed an option.
+// For pipe input (the normal case) no byte of the input exists for the
+// child before the limits do, because the caller writes stdin only after
+// Start returned. A child whose limits cannot be set is killed: the
+// limits fail closed.
 func (g *group) start(cmd *exec.Cmd) error {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	lim, _ := pendingLimits.LoadAndDelete(cmd)
 	// Holding mu across Start makes an early Cancel (ctx done while
 	// starting) wait until cmd.Process is set.
 	if err := cmd.Start(); err != nil {
+		g.mu.Unlock()
 		return err
 	}
+	if l, ok := lim.(rlimits); ok {
+		set, err := l.apply(cmd.Process.Pid)
+		if err != nil && !errors.Is(err, unix.ESRCH) {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			g.mu.Unlock()
+			_ = cmd.Wait() // outside mu: a concurrent Cancel takes it
+			return fmt.Errorf("set resource limits: %w", err)
+		}
+		g.lim = set
+	}
 	g.cmd = cmd
+	g.mu.Unlock()
 	return nil
 }
 
@@ -60,6 +86,7 @@ func (g *group) awaitExit() {
 	}
 	g.mu.Lock()
 	g.exited = true
+	g.cpuHit = cpuLimitHit(pid, g.lim.cpu) // readable until the leader is reaped
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	g.mu.Unlock()
 }
@@ -72,6 +99,8 @@ type Process struct {
 	cmd       *exec.Cmd
 	g         group
 	killDelay time.Duration
+	lim       rlimits
+	tolerate  bool // Config.TolerateInputErrors
 
 	stdin    *os.File
 	outputs  []*os.File
@@ -111,6 +140,8 @@ func (r *Runner) Start(ctx context.Context, s Spec) (*Process, error) {
 	p := &Process{
 		args:      args,
 		killDelay: r.cfg.KillDelay,
+		lim:       r.limits(),
+		tolerate:  r.cfg.TolerateInputErrors,
 		progress:  make(chan Progress, progressBuffer),
 		stopCh:    make(chan struct{}),
 		exitCh:    make(chan struct{}),
@@ -153,17 +184,16 @@ func (r *Runner) Start(ctx context.Context, s Spec) (*Process, error) {
 	}
 	parent, child = append(parent, p.stderrR), append(child, stderrW)
 
-	cmd := exec.CommandContext(ctx, r.cfg.FFmpeg, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd := r.command(ctx, r.cfg.FFmpeg, args)
 	if stdinR != nil {
 		cmd.Stdin = stdinR
 	}
 	cmd.Stderr = stderrW
 	cmd.ExtraFiles = extra
 	cmd.Cancel = func() error { p.Stop(); return nil }
-	// exec kills only the leader after WaitDelay; the supervisor below
-	// kills the whole group at the same deadline.
-	cmd.WaitDelay = r.cfg.KillDelay
+	// exec kills only the leader after WaitDelay (r.command set it to
+	// KillDelay); the supervisor below kills the whole group at the same
+	// deadline.
 	p.cmd = cmd
 	if err := p.g.start(cmd); err != nil {
 		return fail(startErr(ctx, "transcode", args, err))
@@ -335,17 +365,29 @@ func (p *Process) result(tail string) error {
 		return &Error{Op: "transcode", Args: p.args, Reason: reason, StderrTail: tail, Kind: ErrInternal}
 	}
 	code, signaled := exitStatus(ps)
+	p.g.mu.Lock()
+	stopped, cpuHit := p.stopped, p.g.cpuHit
+	p.g.mu.Unlock()
 	if code == 0 && !signaled {
+		// ffmpeg 5.1 exits 0 after a truncated input or corrupt packets it skipped or
+		// concealed: the output would silently miss or garble part of the input.
+		if !stopped && !p.tolerate {
+			if reason, damaged := DamagedInput(tail); damaged {
+				return &Error{Op: "transcode", Args: p.args, Reason: reason, StderrTail: tail, Kind: ErrInvalidInput}
+			}
+		}
 		return nil
 	}
-	p.g.mu.Lock()
-	stopped := p.stopped
-	p.g.mu.Unlock()
 	e := &Error{Op: "transcode", Args: p.args, ExitCode: code, StderrTail: tail}
 	if signaled {
 		e.Signal = unix.SignalName(syscall.Signal(code - 128))
 	}
 	e.Kind, e.Reason = Classify(code, signaled, stopped, tail)
+	if !stopped {
+		if reason, ok := p.lim.exceeded(ps, tail, cpuHit); ok {
+			e.Kind, e.Reason = ErrResourceLimit, reason
+		}
+	}
 	return e
 }
 

@@ -57,6 +57,11 @@ type Output struct {
 	Video     *Video        // nil = no video (-vn)
 	Audio     *Audio        // nil = no audio (-an)
 	Duration  time.Duration // 0 = whole input; -t
+	// MaxBytes caps the output's size (-fs): once it holds this many bytes ffmpeg ends it as if
+	// the input had ended, and exits 0. 0 = no cap. It bounds what a crafted input (a timestamp
+	// gap ffmpeg fills with duplicated frames) can make the worker write. Fragmented mp4 is
+	// written a fragment (one GOP) at a time, so it can overshoot by one fragment.
+	MaxBytes int64
 }
 
 // Spec is one ffmpeg run: one input, one or more outputs.
@@ -224,6 +229,9 @@ func appendOutput(a []string, o Output, threads int) []string {
 	if o.Duration > 0 {
 		a = append(a, "-t", strconv.FormatFloat(o.Duration.Seconds(), 'f', -1, 64))
 	}
+	if o.MaxBytes > 0 {
+		a = append(a, "-fs", strconv.FormatInt(o.MaxBytes, 10))
+	}
 	return append(a, containerArgs[o.Container]...)
 }
 
@@ -332,6 +340,9 @@ func (o Output) validate(field string) error {
 	}
 	if o.Duration < 0 {
 		return specErr(field+".Duration", "must be >= 0, got %v", o.Duration)
+	}
+	if o.MaxBytes < 0 {
+		return specErr(field+".MaxBytes", "must be >= 0, got %d", o.MaxBytes)
 	}
 	if v := o.Video; v != nil {
 		f := field + ".Video"

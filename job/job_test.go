@@ -260,7 +260,7 @@ func ExampleParseLocation() {
 	// Output:
 	// /media/in.mp4 <nil>
 	// /media/my clip.mp4 <nil>
-	//  scheme "concat" is not supported
+	//  ffmpeg protocol "concat" is not allowed (use file:///abs/path)
 }
 
 func ExampleFitBox() {

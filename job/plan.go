@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/transcoder/transcoder/ffmpeg"
 )
@@ -15,27 +16,52 @@ var ErrUnsupportedMedia = errors.New("job: unsupported media")
 
 // Limits bound what one job may make the worker decode and write, so a crafted header (a
 // decompression bomb) is refused from its probe instead of exhausting the machine.
+//
+// The input limits are checked by CheckMedia against the probe, and MaxPixels again by ffmpeg's
+// decoders (-max_pixels) against what they actually decode; the output limits are put on every
+// output's argv by Plan, so even an input whose header lies (a timestamp gap that ffmpeg fills
+// with duplicated frames) cannot make an output grow without bound.
 type Limits struct {
 	MaxWidth, MaxHeight int   // largest frame side; default 8192
 	MaxPixels           int64 // largest frame area; default 8192x4320 (8K)
+	// MaxStreams is the most streams (of any type) an input may have; default 16.
+	MaxStreams int
+	// MaxDuration is the longest input, from its probe (the container's duration or any
+	// stream's), and the most of each output ffmpeg writes (-t); default 12h.
+	MaxDuration time.Duration
+	// MaxOutputBytes is the largest output ffmpeg writes (-fs, per output); default 64 GiB.
+	MaxOutputBytes int64
 }
 
 // DefaultLimits are the limits a worker applies unless configured otherwise.
 func DefaultLimits() Limits {
-	return Limits{MaxWidth: 8192, MaxHeight: 8192, MaxPixels: 8192 * 4320}
+	return Limits{
+		MaxWidth: 8192, MaxHeight: 8192, MaxPixels: 8192 * 4320,
+		MaxStreams: 16, MaxDuration: 12 * time.Hour, MaxOutputBytes: 64 << 30,
+	}
 }
 
-// WithDefaults fills zero fields from DefaultLimits.
+// WithDefaults fills zero (and negative) fields from DefaultLimits: there is no "unlimited",
+// only a larger limit.
 func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
-	if l.MaxWidth == 0 {
+	if l.MaxWidth <= 0 {
 		l.MaxWidth = d.MaxWidth
 	}
-	if l.MaxHeight == 0 {
+	if l.MaxHeight <= 0 {
 		l.MaxHeight = d.MaxHeight
 	}
-	if l.MaxPixels == 0 {
+	if l.MaxPixels <= 0 {
 		l.MaxPixels = d.MaxPixels
+	}
+	if l.MaxStreams <= 0 {
+		l.MaxStreams = d.MaxStreams
+	}
+	if l.MaxDuration <= 0 {
+		l.MaxDuration = d.MaxDuration
+	}
+	if l.MaxOutputBytes <= 0 {
+		l.MaxOutputBytes = d.MaxOutputBytes
 	}
 	return l
 }
@@ -262,7 +288,9 @@ func (j *Job) Plan(presets Presets, in ffmpeg.Input, lim Limits) (ffmpeg.Spec, e
 		if err != nil {
 			return spec, err
 		}
-		out := ffmpeg.Output{Container: r.Container}
+		// The caps are ffmpeg's too: an input that probed short but plays for hours (a
+		// timestamp gap) still cannot make an output longer or larger than the limits.
+		out := ffmpeg.Output{Container: r.Container, Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes}
 		if r.Video != nil {
 			v := &ffmpeg.Video{
 				Codec: videoEncoders[r.Video.Codec], CRF: r.Video.CRF, Preset: r.Video.Preset,
@@ -286,9 +314,10 @@ func (j *Job) Plan(presets Presets, in ffmpeg.Input, lim Limits) (ffmpeg.Spec, e
 	return spec, nil
 }
 
-// CheckMedia refuses inputs the job cannot use: no audio or video stream, frames larger than
-// the limits (a decompression bomb announces itself in its header), or an output that would be
-// left with no stream.
+// CheckMedia refuses inputs the job cannot use: no audio or video stream, more streams than
+// the limit, frames larger than the limits in any video stream (a decompression bomb announces
+// itself in its header), a duration past the limit (a timestamp gap of hours), or an output
+// that would be left with no stream.
 func (j *Job) CheckMedia(presets Presets, probe *ffmpeg.ProbeResult, lim Limits) error {
 	lim = lim.WithDefaults()
 	vs, hasVideo := probe.Video()
@@ -296,10 +325,21 @@ func (j *Job) CheckMedia(presets Presets, probe *ffmpeg.ProbeResult, lim Limits)
 	if !hasVideo && !hasAudio {
 		return fmt.Errorf("%w: no audio or video stream", ErrUnsupportedMedia)
 	}
-	if hasVideo {
-		if vs.Width > lim.MaxWidth || vs.Height > lim.MaxHeight || int64(vs.Width)*int64(vs.Height) > lim.MaxPixels {
-			return fmt.Errorf("%w: %dx%d frames are larger than the %dx%d (%d pixel) limit", ErrUnsupportedMedia, vs.Width, vs.Height, lim.MaxWidth, lim.MaxHeight, lim.MaxPixels)
+	if n := len(probe.Streams); n > lim.MaxStreams {
+		return fmt.Errorf("%w: %d streams, more than the limit of %d", ErrUnsupportedMedia, n, lim.MaxStreams)
+	}
+	longest := probe.Duration
+	for _, s := range probe.Streams {
+		longest = max(longest, s.Duration)
+		// Every video stream, cover art included: ffprobe decodes them all.
+		if s.Type == "video" && (s.Width > lim.MaxWidth || s.Height > lim.MaxHeight || int64(s.Width)*int64(s.Height) > lim.MaxPixels) {
+			return fmt.Errorf("%w: %dx%d frames are larger than the %dx%d (%d pixel) limit", ErrUnsupportedMedia, s.Width, s.Height, lim.MaxWidth, lim.MaxHeight, lim.MaxPixels)
 		}
+	}
+	if longest > lim.MaxDuration {
+		return fmt.Errorf("%w: %s long, more than the limit of %s", ErrUnsupportedMedia, longest.Round(time.Second), lim.MaxDuration)
+	}
+	if hasVideo {
 		if _, _, err := displaySize(vs); err != nil {
 			return err
 		}

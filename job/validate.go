@@ -120,9 +120,14 @@ type Location struct {
 // String returns the location as a file:// URL.
 func (l Location) String() string { return (&url.URL{Scheme: l.Scheme, Path: l.Path}).String() }
 
+// ffmpegProtocols are the ffmpeg URL forms a job could try to smuggle in, named so the error
+// says what was refused. Every other scheme is refused too; these get a clearer message.
+var ffmpegProtocols = []string{"concat:", "concatf:", "subfile,", "subfile:", "data:", "pipe:", "fd:", "crypto:", "crypto+", "cache:", "async:", "tee:"}
+
 // ParseLocation accepts "file:///abs/path" or an absolute path. Anything ffmpeg could read as a
-// protocol or an option (concat:, subfile,, data:, a leading '-') and relative paths are refused:
-// the worker, not ffmpeg, opens inputs.
+// protocol or an option (concat:, subfile,, data:, ffmpeg's file:path without "//", a leading
+// '-') and relative paths are refused: the worker, not ffmpeg, opens inputs and outputs, and
+// ffmpeg only ever gets pipes and spool files.
 func ParseLocation(s string) (Location, error) {
 	if len(s) > maxURL {
 		return Location{}, fmt.Errorf("longer than %d bytes", maxURL)
@@ -131,7 +136,16 @@ func ParseLocation(s string) (Location, error) {
 		return Location{}, errors.New("contains control characters")
 	}
 	if strings.HasPrefix(s, "-") {
-		return Location{}, errors.New("must not start with '-'")
+		return Location{}, errors.New("must not start with '-' (an ffmpeg option)")
+	}
+	lower := strings.ToLower(s)
+	for _, p := range ffmpegProtocols {
+		if strings.HasPrefix(lower, p) {
+			return Location{}, fmt.Errorf("ffmpeg protocol %q is not allowed (use file:///abs/path)", strings.TrimRight(p, ":,+"))
+		}
+	}
+	if strings.HasPrefix(lower, "file:") && !strings.HasPrefix(lower, "file://") {
+		return Location{}, errors.New("ffmpeg-style file: path is not allowed (use file:///abs/path)")
 	}
 	if strings.HasPrefix(s, "/") {
 		return Location{Scheme: "file", Path: filepath.Clean(s)}, nil
