@@ -39,9 +39,10 @@
 //   - mp4 with moov at the end cannot be read from a pipe: ffmpeg reads
 //     past mdat, finds moov, cannot seek back, logs "partial file" and may
 //     still exit 0 with an empty output. Spool such inputs to a file.
-//   - a truncated mp4 or matroska input also exits 0; check
-//     TruncatedInput(Process.StderrTail()) after a successful Wait.
-//     MPEG-TS truncation cannot be seen.
+//   - a truncated or corrupt mp4 or matroska input also exits 0, with a
+//     short or garbled output; Wait reports such runs as ErrInvalidInput
+//     (DamagedInput) unless Config.TolerateInputErrors. MPEG-TS truncation
+//     cannot be seen.
 //   - ffmpeg probes up to 5 s (analyzeduration) or 5 MB (probesize) of a
 //     pipe before it writes anything or reports progress.
 //   - SIGTERM does not interrupt ffmpeg blocked reading stdin (the read is

@@ -363,7 +363,8 @@ func TestHostileMedia(t *testing.T) {
 // TestHostileOutputCaps: a matroska stream without a duration in its header (as a live muxer
 // writes it) whose timestamps jump 13 hours probes as short, and ffmpeg would fill the gap with
 // 468,000 duplicated frames. The output caps from the limits (-t MaxDuration, -fs
-// MaxOutputBytes) stop it: the job ends quickly and no output is longer than the cap.
+// MaxOutputBytes) stop it: the job ends quickly, and an output cut at a cap is reported as
+// "output limit reached" (invalid_input) rather than published.
 func TestHostileOutputCaps(t *testing.T) {
 	t.Parallel()
 	const maxDuration = 4 * time.Second
@@ -375,12 +376,20 @@ func TestHostileOutputCaps(t *testing.T) {
 	raw, _ := json.Marshal(map[string]any{"id": "capped", "input": "file://" + gap, "preset": "h264-480p", "outputs": []map[string]string{{"url": "file://" + out}}})
 	ev, took := h.publish(t, "capped", raw)
 	t.Logf("ended %s in %s: %+v", ev.Type, took.Round(time.Millisecond), ev.Error)
-	if ev.Type == job.EventSucceeded {
+	switch {
+	case ev.Type == job.EventSucceeded:
+		// ffmpeg dropped the frames past the cap (no duplicates): what is left is short.
 		d := durationOf(t, out)
 		t.Logf("output: %.2fs (input: 1s of frames, then 1s more 13h later)", d)
 		if d > maxDuration.Seconds()+0.5 {
 			t.Errorf("output is %.1fs long; the cap is %s", d, maxDuration)
 		}
+	case ev.Type == job.EventFailed && ev.Error.Class == job.ClassInvalidInput && strings.Contains(ev.Error.Reason, "output limit reached"):
+		if _, err := os.Stat(out); err == nil {
+			t.Error("a capped output was published")
+		}
+	default:
+		t.Errorf("capped job ended %s %+v", ev.Type, ev.Error)
 	}
 }
 
@@ -428,4 +437,22 @@ func moovEnd(t *testing.T, b []byte) int {
 	}
 	t.Fatal("no moov box")
 	return 0
+}
+
+// TestOutputSizeCap: an output that reaches max_output_bytes is cut by ffmpeg (-fs) and then
+// reported as a limit reached, not published as a short success, and not retried.
+func TestOutputSizeCap(t *testing.T) {
+	t.Parallel()
+	h := hostileSetup(t, job.Limits{MaxOutputBytes: 64 << 10})
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 4, Size: "320x240"})
+	out := filepath.Join(h.dir, "too-big.mp4")
+	raw, _ := json.Marshal(map[string]any{"id": "too-big", "input": "file://" + in, "preset": "h264-480p", "outputs": []map[string]string{{"url": "file://" + out}}})
+	ev, took := h.publish(t, "too-big", raw)
+	t.Logf("ended %s in %s: %+v", ev.Type, took.Round(time.Millisecond), ev.Error)
+	if ev.Type != job.EventFailed || ev.Error.Class != job.ClassInvalidInput || !strings.Contains(ev.Error.Reason, "output limit reached") {
+		t.Errorf("ended %s %+v; want failed invalid_input, output limit reached", ev.Type, ev.Error)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a cut output was published")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -54,6 +55,9 @@ func helperWorker(url, id string) int {
 		return 1
 	}
 	cfg := testConfig(nc, runner, presets, id, os.TempDir())
+	if n, err := strconv.Atoi(os.Getenv("TRANSCODER_TEST_MAX_DELIVER")); err == nil {
+		cfg.MaxDeliver = n
+	}
 	if os.Getenv("TRANSCODER_TEST_DIE_BEFORE_ACK") != "" {
 		// The crash that loses an ack: outputs committed, state and event out, no ack.
 		cfg.Hooks.BeforeAck = func(string) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }

@@ -564,6 +564,14 @@ func (w *Worker) verify(ctx context.Context, r *run, want ffmpeg.Output, s *file
 	if _, ok := pr.Audio(); !ok && want.Audio != nil && inAudio {
 		return res, &job.Error{Class: job.ClassInternal, Reason: "output has no audio stream"}
 	}
+	// An output cut by -fs or -t: the input asked for more than the limits allow.
+	lim := w.cfg.Limits
+	if s.n >= lim.MaxOutputBytes {
+		return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("output limit reached: %d bytes (max_output_bytes)", s.n)}
+	}
+	if pr.Duration >= lim.MaxDuration-time.Second {
+		return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("output limit reached: %s long (max_duration %s)", pr.Duration.Round(time.Second), lim.MaxDuration)}
+	}
 	if d := time.Duration(r.duration.Load()); d > 0 {
 		tol := max(time.Second, d/50)
 		if pr.Duration < d-tol {

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/transcoder/transcoder/configs"
+	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
 )
 
@@ -46,6 +47,15 @@ type fileConfig struct {
 	ProgressInterval time.Duration   `yaml:"progress_interval"`
 	GracePeriod      time.Duration   `yaml:"grace_period"`
 	KillDelay        time.Duration   `yaml:"kill_delay"`
+	MaxMemory        int64           `yaml:"max_memory"`
+	MaxCPUTime       time.Duration   `yaml:"max_cpu_time"`
+	TolerateErrors   bool            `yaml:"tolerate_input_errors"`
+	MaxWidth         int             `yaml:"max_width"`
+	MaxHeight        int             `yaml:"max_height"`
+	MaxPixels        int64           `yaml:"max_pixels"`
+	MaxStreams       int             `yaml:"max_streams"`
+	MaxDuration      time.Duration   `yaml:"max_duration"`
+	MaxOutputBytes   int64           `yaml:"max_output_bytes"`
 	Threads          int             `yaml:"threads"`
 	LogFormat        string          `yaml:"log_format"`
 	LogLevel         string          `yaml:"log_level"`
@@ -117,6 +127,12 @@ func setField(f reflect.Value, s string) error {
 	switch f.Interface().(type) {
 	case string:
 		f.SetString(s)
+	case bool:
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		f.SetBool(v)
 	case float64:
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil {
@@ -149,6 +165,17 @@ func setField(f reflect.Value, s string) error {
 		return fmt.Errorf("unsupported setting type %s", f.Type())
 	}
 	return nil
+}
+
+// ffmpegConfig and limits are the parts of the file config that the ffmpeg and job packages take.
+func (c fileConfig) ffmpegConfig() ffmpeg.Config {
+	return ffmpeg.Config{KillDelay: c.KillDelay, Threads: c.Threads, MaxMemory: c.MaxMemory,
+		MaxCPUTime: c.MaxCPUTime, TolerateInputErrors: c.TolerateErrors}
+}
+
+func (c fileConfig) limits() job.Limits {
+	return job.Limits{MaxWidth: c.MaxWidth, MaxHeight: c.MaxHeight, MaxPixels: c.MaxPixels,
+		MaxStreams: c.MaxStreams, MaxDuration: c.MaxDuration, MaxOutputBytes: c.MaxOutputBytes}
 }
 
 // loadPresets returns the built-in presets plus those of the file, if any.

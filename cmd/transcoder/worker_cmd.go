@@ -60,7 +60,7 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	runner, err := ffmpeg.New(ffmpeg.Config{KillDelay: cfg.KillDelay, Threads: cfg.Threads})
+	runner, err := ffmpeg.New(cfg.ffmpegConfig())
 	if err != nil {
 		return fmt.Errorf("%w (install it: apt-get install -y ffmpeg)", err)
 	}
@@ -103,7 +103,7 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 		SpoolLimit: cfg.SpoolLimit, AckWait: cfg.AckWait, Heartbeat: cfg.Heartbeat,
 		StallTimeout: cfg.StallTimeout, MaxDeliver: cfg.MaxDeliver, Backoff: cfg.Backoff,
 		TimeoutFloor: cfg.TimeoutFloor, TimeoutFactor: cfg.TimeoutFactor, TimeoutCap: cfg.TimeoutCap,
-		ProgressInterval: cfg.ProgressInterval,
+		ProgressInterval: cfg.ProgressInterval, Limits: cfg.limits(),
 	})
 	if err != nil {
 		return usageError{err}
