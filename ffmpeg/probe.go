@@ -211,10 +211,16 @@ func ParseProbe(jsonBytes []byte) (*ProbeResult, error) {
 			AttachedPic: s.Disposition["attached_pic"] == 1,
 		}
 		if st.Duration == 0 {
+			// DURATION, else the longest DURATION-<lang>: the same answer whatever the
+			// map order.
 			for k, v := range s.Tags {
-				if strings.HasPrefix(strings.ToUpper(k), "DURATION") {
-					if d, ok := parseClock(v); ok {
-						st.Duration = d
+				if !strings.HasPrefix(strings.ToUpper(k), "DURATION") {
+					continue
+				}
+				if d, ok := parseClock(v); ok && (strings.EqualFold(k, "DURATION") || d > st.Duration) {
+					st.Duration = d
+					if strings.EqualFold(k, "DURATION") {
+						break
 					}
 				}
 			}
@@ -249,6 +255,9 @@ func seconds(s string) time.Duration {
 	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0
+	}
+	if f >= maxClock.Seconds() { // beyond any real media; a Duration would overflow
+		return maxClock
 	}
 	return time.Duration(math.Round(f * float64(time.Second)))
 }

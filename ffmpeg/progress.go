@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -114,9 +115,15 @@ func parseProgressLine(line []byte, p *Progress, timeSrc *int) bool {
 	return false
 }
 
+// maxClock bounds reported times (a year) so that absurd values cannot overflow a Duration.
+const maxClock = 365 * 24 * time.Hour
+
 func usec(n int64) time.Duration {
 	if n < 0 {
 		return 0
+	}
+	if n > int64(maxClock/time.Microsecond) {
+		return maxClock
 	}
 	return time.Duration(n) * time.Microsecond
 }
@@ -150,9 +157,15 @@ func parseClock(s string) (time.Duration, bool) {
 	h, err1 := strconv.ParseInt(parts[0], 10, 64)
 	m, err2 := strconv.ParseInt(parts[1], 10, 64)
 	sec, err3 := strconv.ParseFloat(parts[2], 64)
-	if err1 != nil || err2 != nil || err3 != nil {
+	if err1 != nil || err2 != nil || err3 != nil || math.IsNaN(sec) {
 		return 0, false
 	}
-	return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute +
-		time.Duration(sec*float64(time.Second)+0.5), true
+	if h < 0 || m < 0 || sec < 0 {
+		return 0, true // a negative time in any field: reported as 0, like a leading '-'
+	}
+	total := float64(h)*3600 + float64(m)*60 + sec
+	if total >= maxClock.Seconds() {
+		return maxClock, true
+	}
+	return time.Duration(math.Round(total * float64(time.Second))), true
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // ErrInvalid is wrapped by every validation error: the job itself is wrong and retrying it
@@ -132,7 +133,7 @@ func ParseLocation(s string) (Location, error) {
 	if len(s) > maxURL {
 		return Location{}, fmt.Errorf("longer than %d bytes", maxURL)
 	}
-	if strings.ContainsAny(s, "\x00\n\r") {
+	if strings.ContainsFunc(s, unicode.IsControl) {
 		return Location{}, errors.New("contains control characters")
 	}
 	if strings.HasPrefix(s, "-") {
@@ -164,6 +165,10 @@ func ParseLocation(s string) (Location, error) {
 		}
 		if u.RawQuery != "" || u.Fragment != "" {
 			return Location{}, errors.New("file URL must not have a query or fragment")
+		}
+		// Escapes decode after the check on the raw string: check the path itself too.
+		if strings.ContainsFunc(u.Path, unicode.IsControl) {
+			return Location{}, errors.New("contains control characters")
 		}
 		return Location{Scheme: "file", Path: filepath.Clean(u.Path)}, nil
 	case "http", "https", "nats", "s3":
