@@ -77,9 +77,10 @@ type Config struct {
 type Hooks struct {
 	// FirstOutputByte is called when the first byte of a job's first output reaches its sink.
 	FirstOutputByte func(jobID string)
-	// BeforeAck is called when a job has succeeded (outputs committed, state and event out),
-	// just before it is acknowledged.
-	BeforeAck func(jobID string)
+	// AfterState is called when a job has succeeded and its state is written, before its
+	// succeeded event; BeforeAck after the event, before the ack. (Tests crash workers there.)
+	AfterState func(jobID string)
+	BeforeAck  func(jobID string)
 }
 
 func (c *Config) setDefaults() {

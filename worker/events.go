@@ -24,6 +24,9 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 	defer cancel()
 	if err == nil {
 		w.setStatus(ctx, r, job.StateSucceeded, r.progress(), outs)
+		if w.cfg.Hooks.AfterState != nil {
+			w.cfg.Hooks.AfterState(r.id)
+		}
 		w.emit(ctx, r, job.Event{Type: job.EventSucceeded, Outputs: outs})
 		if w.cfg.Hooks.BeforeAck != nil {
 			w.cfg.Hooks.BeforeAck(r.id)
@@ -148,4 +151,20 @@ func getStatus(ctx context.Context, kv jetstream.KeyValue, id string) (*job.Stat
 		return nil, err
 	}
 	return &st, nil
+}
+
+// lastEventIs reports whether the job's latest event has type t.
+func (w *Worker) lastEventIs(ctx context.Context, id string, t job.EventType) bool {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	s, err := w.js.Stream(ctx, EventsStream)
+	if err != nil {
+		return false
+	}
+	m, err := s.GetLastMsgForSubject(ctx, EventSubject(id))
+	if err != nil {
+		return false
+	}
+	var ev job.Event
+	return json.Unmarshal(m.Data, &ev) == nil && ev.Type == t
 }

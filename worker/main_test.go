@@ -58,9 +58,12 @@ func helperWorker(url, id string) int {
 	if n, err := strconv.Atoi(os.Getenv("TRANSCODER_TEST_MAX_DELIVER")); err == nil {
 		cfg.MaxDeliver = n
 	}
-	if os.Getenv("TRANSCODER_TEST_DIE_BEFORE_ACK") != "" {
-		// The crash that loses an ack: outputs committed, state and event out, no ack.
-		cfg.Hooks.BeforeAck = func(string) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	die := func(string) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	switch os.Getenv("TRANSCODER_TEST_DIE") {
+	case "before-ack": // outputs committed, state and event out, no ack
+		cfg.Hooks.BeforeAck = die
+	case "before-event": // outputs committed, state out, no event, no ack
+		cfg.Hooks.AfterState = die
 	}
 	w, err := worker.New(cfg)
 	if err != nil {

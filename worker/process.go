@@ -155,7 +155,11 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 		return
 	case st != nil && st.State == job.StateSucceeded && r.attempt > 1 && committed(st.Outputs):
 		// Redelivered after its outputs were committed and verified (the ack was lost): done.
+		// The worker may have died between the state and the event: the event must be out.
 		log.Info("already succeeded and outputs in place; acknowledging redelivery")
+		if !w.lastEventIs(ctx, r.id, job.EventSucceeded) {
+			w.emit(settleCtx, r, job.Event{Type: job.EventSucceeded, Outputs: st.Outputs})
+		}
 		_ = msg.Ack()
 		return
 	case st == nil:

@@ -190,35 +190,49 @@ func TestKillWorkersAtRandom(t *testing.T) {
 
 func exitsWithin(pid int, d time.Duration) bool { return processGone(pid, d) }
 
-// TestRedeliveryAfterCommit: a worker dies after committing a job's outputs and publishing its
-// success but before the ack. The redelivery is acknowledged without running ffmpeg again.
+// TestRedeliveryAfterCommit: a worker dies after committing a job's outputs, between the steps
+// that report it: after the state and the succeeded event but before the ack, or after the state
+// but before the event. The redelivery is acknowledged without running ffmpeg again, and the job
+// has exactly one succeeded event either way (a watcher never hangs).
 func TestRedeliveryAfterCommit(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	doomed := e.startWorkerProc("dies-before-ack", "TRANSCODER_TEST_DIE_BEFORE_ACK=1")
-	in := testenv.MakeClip(t, testenv.Clip{Seconds: 2})
-	out := filepath.Join(e.dir, "once.mp4")
-	id := e.submit(in, "h264-480p", out)
-	first := e.events.terminal(t, id)
-	if first.Type != job.EventSucceeded {
-		t.Fatalf("first attempt: %s %+v", first.Type, first.Error)
-	}
-	_ = doomed.cmd.Wait() // it killed itself before the ack
-	before, err := os.Stat(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := e.startWorker("second")
-	e.waitQueueEmpty(t)
-	e.stopWorker(w)
-	for _, ev := range e.events.of(id) {
-		if ev.Attempt > 1 {
-			t.Errorf("the redelivery ran again: %s event of attempt %d", ev.Type, ev.Attempt)
-		}
-	}
-	after, err := os.Stat(out)
-	if err != nil || !after.ModTime().Equal(before.ModTime()) {
-		t.Errorf("output rewritten on redelivery: %v", err)
+	for _, point := range []string{"before-ack", "before-event"} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t)
+			doomed := e.startWorkerProc("dies-"+point, "TRANSCODER_TEST_DIE="+point)
+			in := testenv.MakeClip(t, testenv.Clip{Seconds: 2})
+			out := filepath.Join(e.dir, "once.mp4")
+			id := e.submit(in, "h264-480p", out)
+			_ = doomed.cmd.Wait() // it killed itself once the output was committed
+			before, err := os.Stat(out)
+			if err != nil {
+				t.Fatalf("output not committed before the crash: %v", err)
+			}
+			w := e.startWorker("second")
+			final := e.events.terminal(t, id)
+			e.waitQueueEmpty(t)
+			e.stopWorker(w)
+			if final.Type != job.EventSucceeded {
+				t.Fatalf("final %s %+v", final.Type, final.Error)
+			}
+			n := 0
+			for _, ev := range e.events.of(id) {
+				if ev.Type == job.EventStarted && ev.Attempt > 1 {
+					t.Errorf("the redelivery ran again (started, attempt %d)", ev.Attempt)
+				}
+				if ev.Type == job.EventSucceeded {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d succeeded events, want 1", n)
+			}
+			after, err := os.Stat(out)
+			if err != nil || !after.ModTime().Equal(before.ModTime()) {
+				t.Errorf("output rewritten on redelivery: %v", err)
+			}
+		})
 	}
 }
 
