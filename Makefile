@@ -7,7 +7,7 @@ GOLANGCI_VERSION := v2.15.0
 NATS_LISTEN ?= 127.0.0.1:4222
 DATA ?= .data
 
-.PHONY: all deps tools build run test lint bench bench-plots fmt vet clean
+.PHONY: all deps tools build run test fuzz soak lint bench bench-plots fmt vet clean
 
 all: build
 
@@ -45,6 +45,18 @@ test: deps tools
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./...
+	./scripts/fuzz.sh $(FUZZTIME)
+
+# fuzz runs every fuzz target for FUZZTIME each (make test: 5s; longer by hand).
+FUZZTIME ?= 5s
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+# soak is a long mixed run (good, bad and hostile inputs, random worker kills) that prints its
+# figures; not part of CI. SOAK=10m make soak
+SOAK ?= 10m
+soak: deps
+	./scripts/soak.sh $(SOAK)
 
 lint: $(GOBIN)/golangci-lint
 	$(GOBIN)/golangci-lint run ./...
