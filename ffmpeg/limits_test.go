@@ -2,6 +2,7 @@ package ffmpeg
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -336,5 +338,48 @@ func TestOutputMaxBytes(t *testing.T) {
 	s.Outputs[0].MaxBytes = -1
 	if _, err := s.Args(); !errors.Is(err, ErrSpec) || !strings.Contains(err.Error(), "MaxBytes") {
 		t.Errorf("negative MaxBytes: %v", err)
+	}
+}
+
+// TestOOMScore: every child gets the highest OOM score, so under memory pressure the kernel
+// kills an ffmpeg, not the worker.
+func TestOOMScore(t *testing.T) {
+	t.Parallel()
+	r, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.StartProbe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = p.Wait() }()
+	// The probe's pid is not exported; its process group is the only child group we started.
+	b, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		t.Skip("no /proc oom_score_adj")
+	}
+	if strings.TrimSpace(string(b)) == "1000" {
+		t.Skip("the test process itself already has the highest score")
+	}
+	found := false
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil || !strings.Contains(string(stat), "(ffprobe)") {
+			continue
+		}
+		f := strings.Fields(string(stat)[strings.LastIndexByte(string(stat), ')')+2:])
+		if len(f) < 2 || f[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		adj, _ := os.ReadFile("/proc/" + e.Name() + "/oom_score_adj")
+		if strings.TrimSpace(string(adj)) != "1000" {
+			t.Errorf("ffprobe %s has oom_score_adj %q", e.Name(), adj)
+		}
+		found = true
+	}
+	if !found {
+		t.Fatal("no ffprobe child found")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -55,9 +56,17 @@ func (g *group) start(cmd *exec.Cmd) error {
 		}
 		g.lim = set
 	}
+	preferOOMKill(cmd.Process.Pid)
 	g.cmd = cmd
 	g.mu.Unlock()
 	return nil
+}
+
+// preferOOMKill makes the kernel's OOM killer take ffmpeg before anything else, the worker
+// above all: a bomb costs its own job, never the worker and the jobs beside it. Raising one's
+// child's score needs no privilege; best effort.
+func preferOOMKill(pid int) {
+	_ = os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte("1000"), 0)
 }
 
 // signal sends sig to the whole group unless the leader already exited;

@@ -79,26 +79,24 @@ func (c *Client) DeadLetters(ctx context.Context) ([]job.DeadLetter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dlq: %w", err)
 	}
-	for uint64(len(out)) < info.State.Msgs {
-		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
+	// Every batch is read to its end so no fetch is left running behind the caller.
+	for seen := uint64(0); seen < info.State.Msgs; {
+		batch, err := cons.Fetch(int(min(info.State.Msgs-seen, 256)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("dlq: %w", err)
 		}
-		n := 0
+		n := uint64(0)
 		for m := range batch.Messages() {
 			n++
 			var dl job.DeadLetter
 			if json.Unmarshal(m.Data(), &dl) == nil {
 				out = append(out, dl)
 			}
-			if meta, err := m.Metadata(); err == nil && meta.NumPending == 0 {
-				sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
-				return out, nil
-			}
 		}
 		if n == 0 {
 			break
 		}
+		seen += n
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, nil

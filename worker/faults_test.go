@@ -191,3 +191,32 @@ func TestNATSRestart(t *testing.T) {
 	}
 	t.Logf("succeeded on attempt %d", ev.Attempt)
 }
+
+// TestScaledTimeout: a job without a timeout of its own may run timeout_factor times its input's
+// duration (here 0.02 x 30 s = 0.6 s, above a 100 ms floor); past that it fails with class timeout
+// and is not retried.
+func TestScaledTimeout(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	cfg := testConfig(e.nc, e.runner, e.presets, "scaled", t.TempDir())
+	cfg.TimeoutFloor, cfg.TimeoutFactor = 100*time.Millisecond, 0.02
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := worker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.stopWorker(w) })
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 30, Size: "640x360"})
+	id := e.submit(in, "h264-480p", filepath.Join(e.dir, "scaled.mp4"))
+	ev := e.events.terminal(t, id)
+	if ev.Type != job.EventFailed || ev.Error.Class != job.ClassTimeout || ev.Attempt != 1 {
+		t.Fatalf("final %s attempt %d %+v; want failed timeout on attempt 1", ev.Type, ev.Attempt, ev.Error)
+	}
+	started := e.events.waitFor(t, time.Second, "started", func(x job.Event) bool { return x.JobID == id && x.Type == job.EventStarted })
+	if took := ev.Time.Sub(started.Time); took > 10*time.Second {
+		t.Errorf("timed out after %s; the scaled limit was 0.6 s", took)
+	}
+}

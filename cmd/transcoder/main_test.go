@@ -15,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/pflag"
 	"go.uber.org/goleak"
 
 	"github.com/transcoder/transcoder/internal/testenv"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/worker"
 )
 
 func TestMain(m *testing.M) {
@@ -232,4 +234,89 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestDLQCommands: a job that fails for good shows in `dlq list`, and `dlq retry` runs it again.
+func TestDLQCommands(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, []string{"worker", "--listen", addr, "--data", t.TempDir(), "--slots", "1", "--log-level", "error"}, pw, io.Discard)
+		_ = pw.CloseWithError(err)
+		done <- err
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	}()
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "ready") {
+				close(ready)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker not ready")
+	}
+	url := "nats://" + addr
+	dir := t.TempDir()
+	in := filepath.Join(dir, "later.mp4")
+	if _, _, err := cli(t, "submit", "--nats", url, in, "--preset", "h264-480p", "-o", filepath.Join(dir, "o.mp4"), "--id", "dead-1", "--wait"); err == nil {
+		t.Fatal("a job with a missing input succeeded")
+	}
+	out, _, err := cli(t, "dlq", "list", "--nats", url)
+	if err != nil || !strings.Contains(out, "dead-1") || !strings.Contains(out, "invalid_input") {
+		t.Fatalf("dlq list: %v %q", err, out)
+	}
+	data, err := os.ReadFile(testenv.MakeClip(t, testenv.Clip{Seconds: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	events, err := nc.SubscribeSync(worker.EventSubject("dead-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := cli(t, "dlq", "retry", "--nats", url, "dead-1"); err != nil || !strings.Contains(out, "queued again") {
+		t.Fatalf("dlq retry: %v %q", err, out)
+	}
+	for {
+		m, err := events.NextMsg(60 * time.Second)
+		if err != nil {
+			t.Fatalf("retried job: %v", err)
+		}
+		var ev job.Event
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Type.Terminal() {
+			if ev.Type != job.EventSucceeded {
+				t.Fatalf("retried job ended %s %+v", ev.Type, ev.Error)
+			}
+			break
+		}
+	}
+	if out, _, err := cli(t, "dlq", "list", "--nats", url); err != nil || strings.Contains(out, "dead-1") {
+		t.Errorf("dead letter still listed after a successful retry: %v %q", err, out)
+	}
 }
