@@ -28,15 +28,14 @@ func (e *FieldError) Unwrap() error { return ErrInvalid }
 
 // Limits of a job, chosen so that one job cannot occupy a worker without bound.
 const (
-	MaxOutputs     = 8
-	MaxTimeout     = 24 * time.Hour
-	maxMetadata    = 32
-	maxMetaKey     = 64
-	maxMetaValue   = 1024
-	maxURL         = 4096
-	maxVideoSide   = 8192
-	maxIDLen       = 128
-	DefaultTimeout = 2 * time.Hour
+	MaxOutputs   = 8
+	MaxTimeout   = 24 * time.Hour
+	maxMetadata  = 32
+	maxMetaKey   = 64
+	maxMetaValue = 1024
+	maxURL       = 4096
+	maxVideoSide = 8192
+	maxIDLen     = 128
 )
 
 var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)

@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -480,31 +478,7 @@ func TestCancel(t *testing.T) {
 func TestKilledWorker(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+e.ns.URL(), "TRANSCODER_TEST_WORKER_ID=doomed")
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	ready := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		ready <- line
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case line := <-ready:
-		if strings.TrimSpace(line) != "ready" {
-			t.Fatalf("helper worker said %q", line)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("helper worker did not start")
-	}
+	doomed := e.startWorkerProc("doomed")
 
 	in := testenv.MakeClip(t, testenv.Clip{Seconds: 30, Size: "640x360"})
 	out := filepath.Join(e.dir, "survived.mp4")
@@ -512,8 +486,8 @@ func TestKilledWorker(t *testing.T) {
 	e.events.waitFor(t, waitLong, "progress on the doomed worker", func(ev job.Event) bool {
 		return ev.JobID == id && ev.Type == job.EventProgress && ev.WorkerID == "doomed" && ev.Progress.OutTime > 0
 	})
-	ff := childFFmpeg(t, cmd.Process.Pid)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	ff := childFFmpeg(t, doomed.cmd.Process.Pid)
+	if err := doomed.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	waitExit(t, ff, 5*time.Second) // the parent-death signal took ffmpeg down with its worker

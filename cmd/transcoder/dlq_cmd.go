@@ -21,26 +21,19 @@ func dlqCommand(stdout io.Writer) *cobra.Command {
 		Short: "List dead letters (oldest first)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, err := cf.connect()
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			cl, err := worker.NewClient(cmd.Context(), nc)
-			if err != nil {
-				return err
-			}
-			dls, err := cl.DeadLetters(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(stdout, dls, true)
-			}
-			for _, d := range dls {
-				fmt.Fprintf(stdout, "%s  %s  attempts=%d  %s: %s\n", d.Time.Format("2006-01-02T15:04:05Z"), d.ID, d.Attempts, d.Class, firstLine(d.Reason))
-			}
-			return nil
+			return cf.withClient(cmd.Context(), func(cl *worker.Client) error {
+				dls, err := cl.DeadLetters(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(stdout, dls, true)
+				}
+				for _, d := range dls {
+					fmt.Fprintf(stdout, "%s  %s  attempts=%d  %s: %s\n", d.Time.Format("2006-01-02T15:04:05Z"), d.ID, d.Attempts, d.Class, firstLine(d.Reason))
+				}
+				return nil
+			})
 		},
 	}
 	cf.register(list)
@@ -51,20 +44,13 @@ func dlqCommand(stdout io.Writer) *cobra.Command {
 		Short: "Publish a dead job again and remove its dead letter",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, err := rf.connect()
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			cl, err := worker.NewClient(cmd.Context(), nc)
-			if err != nil {
-				return err
-			}
-			if err := cl.RetryDeadLetter(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "%s queued again\n", args[0])
-			return nil
+			return rf.withClient(cmd.Context(), func(cl *worker.Client) error {
+				if err := cl.RetryDeadLetter(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "%s queued again\n", args[0])
+				return nil
+			})
 		},
 	}
 	rf.register(retry)

@@ -156,45 +156,7 @@ func TestRunOneShot(t *testing.T) {
 // TestWorkerAndSubmit runs `transcoder worker` on a free port and `transcoder submit --wait`,
 // `status` and `cancel` against it, as separate users would.
 func TestWorkerAndSubmit(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	var werr lockedBuffer
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, []string{"worker", "--listen", addr, "--data", t.TempDir(), "--slots", "1", "--log-level", "warn"}, pw, &werr)
-		_ = pw.CloseWithError(err)
-		done <- err
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v\n%s", err, werr.String())
-		}
-	}()
-	// The worker says it is ready on stdout once it serves.
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "ready") {
-				close(ready)
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	select {
-	case <-ready:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("worker not ready: %s", werr.String())
-	}
-	url := "nats://" + addr
+	url := startWorker(t, "--slots", "1", "--log-level", "warn")
 
 	in := testenv.MakeClip(t, testenv.Clip{Seconds: 2})
 	out := filepath.Join(t.TempDir(), "sub.mp4")
@@ -218,6 +180,50 @@ func TestWorkerAndSubmit(t *testing.T) {
 	}
 }
 
+// startWorker runs `transcoder worker` on a free port until the test ends and returns its NATS
+// URL once it says it is ready.
+func startWorker(t *testing.T, args ...string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var werr lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, append([]string{"worker", "--listen", addr, "--data", t.TempDir()}, args...), pw, &werr)
+		_ = pw.CloseWithError(err)
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v\n%s", err, werr.String())
+		}
+	})
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "ready") {
+				close(ready)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker not ready: %s", werr.String())
+	}
+	return "nats://" + addr
+}
+
 // lockedBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -238,43 +244,7 @@ func (l *lockedBuffer) String() string {
 
 // TestDLQCommands: a job that fails for good shows in `dlq list`, and `dlq retry` runs it again.
 func TestDLQCommands(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, []string{"worker", "--listen", addr, "--data", t.TempDir(), "--slots", "1", "--log-level", "error"}, pw, io.Discard)
-		_ = pw.CloseWithError(err)
-		done <- err
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	}()
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "ready") {
-				close(ready)
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	select {
-	case <-ready:
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker not ready")
-	}
-	url := "nats://" + addr
+	url := startWorker(t, "--slots", "1", "--log-level", "error")
 	dir := t.TempDir()
 	in := filepath.Join(dir, "later.mp4")
 	if _, _, err := cli(t, "submit", "--nats", url, in, "--preset", "h264-480p", "-o", filepath.Join(dir, "o.mp4"), "--id", "dead-1", "--wait"); err == nil {

@@ -168,6 +168,23 @@ func (f *clientFlags) connect() (*nats.Conn, error) {
 	return nc, nil
 }
 
+// withClient connects, runs fn with a client, flushes and closes.
+func (f *clientFlags) withClient(ctx context.Context, fn func(*worker.Client) error) error {
+	nc, err := f.connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	cl, err := worker.NewClient(ctx, nc)
+	if err != nil {
+		return err
+	}
+	if err := fn(cl); err != nil {
+		return err
+	}
+	return nc.Flush()
+}
+
 func statusCommand(stdout io.Writer) *cobra.Command {
 	var cf clientFlags
 	c := &cobra.Command{
@@ -175,20 +192,13 @@ func statusCommand(stdout io.Writer) *cobra.Command {
 		Short: "Print a job's state as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, err := cf.connect()
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			cl, err := worker.NewClient(cmd.Context(), nc)
-			if err != nil {
-				return err
-			}
-			st, err := cl.Status(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return writeJSON(stdout, st, true)
+			return cf.withClient(cmd.Context(), func(cl *worker.Client) error {
+				st, err := cl.Status(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return writeJSON(stdout, st, true)
+			})
 		},
 	}
 	cf.register(c)
@@ -202,23 +212,13 @@ func cancelCommand(stdout io.Writer) *cobra.Command {
 		Short: "Cancel a queued or running job",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, err := cf.connect()
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			cl, err := worker.NewClient(cmd.Context(), nc)
-			if err != nil {
-				return err
-			}
-			if err := cl.Cancel(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			if err := nc.Flush(); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "cancel requested for %s\n", args[0])
-			return nil
+			return cf.withClient(cmd.Context(), func(cl *worker.Client) error {
+				if err := cl.Cancel(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "cancel requested for %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	cf.register(c)
