@@ -31,7 +31,7 @@ func NewClient(ctx context.Context, nc *nats.Conn) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	kv, err := EnsureStreams(ctx, js)
+	kv, err := EnsureStreams(ctx, js, Replicas(nc))
 	if err != nil {
 		return nil, err
 	}

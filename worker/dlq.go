@@ -23,7 +23,7 @@ const (
 // DLQSubject is the subject of a job's dead letter.
 func DLQSubject(id string) string { return "transcode.dlq." + id }
 
-func ensureDLQ(ctx context.Context, js jetstream.JetStream) error {
+func ensureDLQ(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              DLQStream,
 		Description:       "transcode jobs that failed for good, with their diagnostics",
@@ -33,6 +33,7 @@ func ensureDLQ(ctx context.Context, js jetstream.JetStream) error {
 		MaxMsgsPerSubject: 1,
 		MaxAge:            30 * 24 * time.Hour,
 		MaxMsgSize:        1 << 20,
+		Replicas:          replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", DLQStream, err)

@@ -23,6 +23,7 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	if err == nil {
+		w.metrics.settled(r, "succeeded", "")
 		w.setStatus(ctx, r, job.StateSucceeded, r.progress(), outs)
 		if w.cfg.Hooks.AfterState != nil {
 			w.cfg.Hooks.AfterState(r.id)
@@ -49,6 +50,7 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 	}
 	switch act {
 	case actNak:
+		w.metrics.settled(r, "retried", class)
 		w.setStatus(ctx, r, job.StateQueued, nil, nil, fail)
 		w.emit(ctx, r, job.Event{Type: job.EventRetrying, Error: fail, RetryIn: job.Duration(delay)})
 		if nerr := r.msg.NakWithDelay(delay); nerr != nil {
@@ -63,6 +65,7 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 		if class == job.ClassTransient || class == job.ClassInternal {
 			fail.Reason += retryNote(r.attempt, w.cfg.MaxDeliver) + ": giving up"
 		}
+		w.metrics.settled(r, string(typ), class)
 		w.setStatus(ctx, r, state, nil, nil, fail)
 		if class != job.ClassCanceled {
 			w.deadLetter(ctx, r, fail)

@@ -176,10 +176,15 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 	}
 	w.running[r.id] = r
 	w.mu.Unlock()
+	w.metrics.running.Inc()
+	if r.attempt > 1 {
+		w.metrics.redelivered.Inc()
+	}
 	defer func() {
 		w.mu.Lock()
 		delete(w.running, r.id)
 		w.mu.Unlock()
+		w.metrics.running.Dec()
 	}()
 
 	// Until the probe tells the input's length, the cap (or the job's own timeout) applies.
@@ -437,6 +442,7 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 			r.outTimeUS.Store(pr.OutTime.Microseconds())
 			r.fps.Store(math.Float64bits(pr.FPS))
 			r.speed.Store(math.Float64bits(pr.Speed))
+			w.metrics.speed.Set(pr.Speed)
 		}
 		return nil
 	})

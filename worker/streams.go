@@ -10,7 +10,8 @@ import (
 
 // EnsureStreams creates or updates the jobs, events and dead-letter streams and the state bucket. It is
 // idempotent: every worker and every submitter calls it.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+// replicas is the number of copies of each (3 on a cluster, see Replicas).
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        JobsStream,
 		Description: "transcode jobs: a work queue, one message per job, deduplicated by job id",
@@ -19,6 +20,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.KeyVa
 		Storage:     jetstream.FileStorage,
 		Duplicates:  10 * time.Minute,
 		MaxMsgSize:  1 << 20,
+		Replicas:    replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", JobsStream, err)
 	}
@@ -31,10 +33,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.KeyVa
 		MaxAge:      7 * 24 * time.Hour,
 		MaxBytes:    1 << 30,
 		Discard:     jetstream.DiscardOld,
+		Replicas:    replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", EventsStream, err)
 	}
-	if err := ensureDLQ(ctx, js); err != nil {
+	if err := ensureDLQ(ctx, js, replicas); err != nil {
 		return nil, err
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -43,6 +46,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.KeyVa
 		History:     1,
 		TTL:         30 * 24 * time.Hour,
 		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kv %s: %w", StateBucket, err)
@@ -53,7 +57,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.KeyVa
 // ensureConsumer creates or updates the durable pull consumer shared by all workers. The
 // server's delivery limit is off: the worker counts deliveries itself, so a job Nak'ed at
 // shutdown on its last attempt is never stranded in the stream.
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Duration) (jetstream.Consumer, error) {
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Duration, replicas int) (jetstream.Consumer, error) {
 	c, err := js.CreateOrUpdateConsumer(ctx, JobsStream, jetstream.ConsumerConfig{
 		Durable:       ConsumerName,
 		Description:   "transcode workers, shared",
@@ -62,6 +66,7 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Du
 		AckWait:       ackWait,
 		MaxDeliver:    -1,
 		MaxAckPending: 10000,
+		Replicas:      replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", ConsumerName, err)

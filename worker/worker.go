@@ -48,6 +48,8 @@ type Worker struct {
 	cancelSub *nats.Subscription
 	// ffmpegVersion goes into dead letters.
 	ffmpegVersion string
+	metrics       *metrics
+	advertDone    chan struct{}
 }
 
 // Errors that end a job for a reason of the worker's, not of ffmpeg's.
@@ -72,14 +74,16 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: jetstream: %w", err)
 	}
-	return &Worker{
+	w := &Worker{
 		cfg:     cfg,
 		log:     cfg.Logger.With("worker", cfg.ID),
 		ring:    ring,
 		js:      js,
 		slots:   make(chan struct{}, cfg.Slots),
 		running: map[string]*run{},
-	}, nil
+	}
+	w.metrics = newMetrics(w)
+	return w, nil
 }
 
 // ID is the worker's id.
@@ -95,11 +99,12 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.started {
 		return errors.New("worker: already started")
 	}
-	kv, err := EnsureStreams(ctx, w.js)
+	replicas := Replicas(w.cfg.Conn)
+	kv, err := EnsureStreams(ctx, w.js, replicas)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	cons, err := ensureConsumer(ctx, w.js, w.cfg.AckWait)
+	cons, err := ensureConsumer(ctx, w.js, w.cfg.AckWait, replicas)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -111,6 +116,14 @@ func (w *Worker) Start(ctx context.Context) error {
 	} else {
 		w.log.Warn("ffmpeg -version", "err", err)
 	}
+	registry, err := ensureRegistry(ctx, w.js, replicas)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	caps, err := w.cfg.FFmpeg.Encoders(vctx)
+	if err != nil {
+		w.log.Warn("ffmpeg -encoders", "err", err)
+	}
 	w.cancelSub, err = w.cfg.Conn.Subscribe(cancelSubjects, w.onCancel)
 	if err != nil {
 		return fmt.Errorf("worker: subscribe %s: %w", cancelSubjects, err)
@@ -118,8 +131,13 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.fetchCtx, w.fetchStop = context.WithCancel(context.Background())
 	w.workCtx, w.workStop = context.WithCancelCause(context.Background())
 	w.loopDone = make(chan struct{})
+	w.advertDone = make(chan struct{})
 	w.started = true
 	go w.fetchLoop()
+	go func() {
+		defer close(w.advertDone)
+		w.advertise(w.workCtx, registry, caps)
+	}()
 	w.log.Info("worker started", "slots", w.cfg.Slots, "ring_buffers", w.cfg.RingBuffers,
 		"job_buffers", w.cfg.JobBuffers(), "ack_wait", w.cfg.AckWait)
 	return nil
@@ -150,6 +168,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	w.workStop(ErrShutdown)
+	<-w.advertDone
 	if uerr := w.cancelSub.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {
 		w.log.Warn("unsubscribe", "err", uerr)
 	}

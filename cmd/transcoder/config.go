@@ -57,6 +57,7 @@ type fileConfig struct {
 	MaxDuration      time.Duration   `yaml:"max_duration"`
 	MaxOutputBytes   int64           `yaml:"max_output_bytes"`
 	Threads          int             `yaml:"threads"`
+	MetricsAddr      string          `yaml:"metrics_addr"`
 	LogFormat        string          `yaml:"log_format"`
 	LogLevel         string          `yaml:"log_level"`
 }

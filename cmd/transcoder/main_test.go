@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,7 +157,13 @@ func TestRunOneShot(t *testing.T) {
 // TestWorkerAndSubmit runs `transcoder worker` on a free port and `transcoder submit --wait`,
 // `status` and `cancel` against it, as separate users would.
 func TestWorkerAndSubmit(t *testing.T) {
-	url := startWorker(t, "--slots", "1", "--log-level", "warn")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := l.Addr().String()
+	_ = l.Close()
+	url := startWorker(t, "--slots", "1", "--log-level", "warn", "--id", "cli-worker", "--metrics-addr", metrics)
 
 	in := testenv.MakeClip(t, testenv.Clip{Seconds: 2})
 	out := filepath.Join(t.TempDir(), "sub.mp4")
@@ -177,6 +184,24 @@ func TestWorkerAndSubmit(t *testing.T) {
 	}
 	if _, _, err := cli(t, "status", "--nats", url, "no-such-job"); err == nil {
 		t.Error("status of an unknown job succeeded")
+	}
+	if out, _, err := cli(t, "workers", "--nats", url); err != nil || !strings.Contains(out, "cli-worker") {
+		t.Errorf("workers: %v %q", err, out)
+	}
+	if out, _, err := cli(t, "jobs", "--nats", url); err != nil || !strings.Contains(out, "cli-job") || !strings.Contains(out, "succeeded") {
+		t.Errorf("jobs: %v %q", err, out)
+	}
+	if out, _, err := cli(t, "watch", "--nats", url, "cli-job"); err != nil || !strings.Contains(out, "started") || !strings.Contains(out, "succeeded") {
+		t.Errorf("watch: %v %q", err, out)
+	}
+	resp, err := http.Get("http://" + metrics + "/metrics") //nolint:noctx // a test against a local server
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if !strings.Contains(string(body), "transcoder_ring_buffers_in_use") || !strings.Contains(string(body), `outcome="succeeded"`) {
+		t.Errorf("/metrics: %.300s", body)
 	}
 }
 

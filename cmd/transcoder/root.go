@@ -60,6 +60,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cancelCommand(stdout),
 		presetsCommand(stdout),
 		dlqCommand(stdout),
+		workersCommand(stdout),
+		jobsCommand(stdout),
+		watchCommand(stdout),
 	)
 	err := root.ExecuteContext(ctx)
 	if err != nil {

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -45,6 +48,7 @@ func workerCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.Int("ring-buffers", 0, "1 MiB buffers in the ring (default slots x per-job need)")
 	f.Duration("grace-period", 0, "time running jobs get to finish on SIGTERM (default 30s)")
 	f.Duration("ack-wait", 0, "redelivery timeout without heartbeats (default 30s)")
+	f.String("metrics-addr", "", "serve /metrics, /healthz and /readyz on HOST:PORT")
 	f.String("log-format", "", "text or json")
 	f.String("log-level", "", "debug, info, warn or error")
 	return c
@@ -110,6 +114,27 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 	}
 	if err := w.Start(ctx); err != nil {
 		return err
+	}
+	if cfg.MetricsAddr != "" {
+		srv := &http.Server{Addr: cfg.MetricsAddr, Handler: w.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		l, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("metrics server", "err", err)
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			<-served
+		}()
+		log.Info("metrics served", "addr", l.Addr().String())
 	}
 	fmt.Fprintf(stdout, "worker %s ready on %s\nsubmit a job:  transcoder submit --nats %s INPUT --preset h264-720p -o OUTPUT.mp4 --wait\n",
 		w.ID(), url, strings.Split(url, ",")[0])
