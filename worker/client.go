@@ -25,12 +25,15 @@ type Client struct {
 	kv jetstream.KeyValue
 }
 
-// NewClient ensures the streams and the state bucket exist and returns a client.
+// NewClient ensures the streams and the state bucket exist and returns a client. It gives up
+// after 30 s (a server without JetStream, a cluster that does not form).
 func NewClient(ctx context.Context, nc *nats.Conn) (*Client, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	kv, err := EnsureStreams(ctx, js, Replicas(nc))
 	if err != nil {
 		return nil, err

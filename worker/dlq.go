@@ -24,16 +24,19 @@ const (
 func DLQSubject(id string) string { return "transcode.dlq." + id }
 
 func ensureDLQ(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              DLQStream,
-		Description:       "transcode jobs that failed for good, with their diagnostics",
-		Subjects:          []string{DLQSubjects},
-		Retention:         jetstream.LimitsPolicy,
-		Storage:           jetstream.FileStorage,
-		MaxMsgsPerSubject: 1,
-		MaxAge:            30 * 24 * time.Hour,
-		MaxMsgSize:        1 << 20,
-		Replicas:          replicas,
+	err := retry(ctx, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:              DLQStream,
+			Description:       "transcode jobs that failed for good, with their diagnostics",
+			Subjects:          []string{DLQSubjects},
+			Retention:         jetstream.LimitsPolicy,
+			Storage:           jetstream.FileStorage,
+			MaxMsgsPerSubject: 1,
+			MaxAge:            30 * 24 * time.Hour,
+			MaxMsgSize:        1 << 20,
+			Replicas:          replicas,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", DLQStream, err)

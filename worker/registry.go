@@ -40,13 +40,18 @@ type WorkerInfo struct {
 }
 
 func ensureRegistry(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      WorkersBucket,
-		Description: "live transcode workers; entries expire when a worker stops refreshing them",
-		History:     1,
-		TTL:         registryTTL,
-		Storage:     jetstream.MemoryStorage,
-		Replicas:    replicas,
+	var kv jetstream.KeyValue
+	err := retry(ctx, func(ctx context.Context) error {
+		var err error
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      WorkersBucket,
+			Description: "live transcode workers; entries expire when a worker stops refreshing them",
+			History:     1,
+			TTL:         registryTTL,
+			Storage:     jetstream.MemoryStorage,
+			Replicas:    replicas,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kv %s: %w", WorkersBucket, err)

@@ -112,7 +112,11 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usageError{err}
 	}
-	if err := w.Start(ctx); err != nil {
+	// Setup waits out a cluster that is still forming, within reason.
+	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
+	err = w.Start(sctx)
+	scancel()
+	if err != nil {
 		return err
 	}
 	if cfg.MetricsAddr != "" {
