@@ -332,7 +332,7 @@ func TestOutputMaxBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(afterInput(t, args), " "); got != "-map 0:a:0? -vn -c:a copy -t 43200 -fs 68719476736 -f matroska pipe:3" {
+	if got := strings.Join(afterInput(t, args), " "); got != "-map 0:a:0? -vn -c:a copy -t 43200 -fs 68719476736 -f matroska -live 1 pipe:3" {
 		t.Errorf("output args %q", got)
 	}
 	s.Outputs[0].MaxBytes = -1

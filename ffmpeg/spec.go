@@ -23,15 +23,18 @@ type Input struct {
 
 // Video describes the video stream of an output.
 type Video struct {
-	Codec       string // libx264, libx265, libvpx, libvpx-vp9, libaom-av1, libsvtav1, copy
-	Width       int    // 0 = keep (or keep aspect when only Height is set); must be even
-	Height      int    // 0 = keep (or keep aspect when only Width is set); must be even
-	CRF         int    // 0 = encoder default
-	Preset      string // x264/x265 preset; for libvpx*: realtime|good|best (-deadline)
-	Bitrate     string // e.g. "2500k"
-	MaxRate     string
-	BufSize     string
-	PixFmt      string // default yuv420p when encoding
+	Codec   string // libx264, libx265, libvpx, libvpx-vp9, libaom-av1, libsvtav1, copy
+	Width   int    // 0 = keep (or keep aspect when only Height is set); must be even
+	Height  int    // 0 = keep (or keep aspect when only Width is set); must be even
+	CRF     int    // 0 = encoder default
+	Preset  string // x264/x265 preset; libvpx*: realtime|good|best (-deadline); libsvtav1: 0..13
+	Bitrate string // e.g. "2500k"
+	MaxRate string
+	BufSize string
+	PixFmt  string // default yuv420p when encoding
+	// FPS > 0 makes the stream constant-rate at FPS (fps filter, -fps_mode cfr). 0 keeps the
+	// input's frame timestamps (-fps_mode vfr): a phone's variable-rate video is not padded
+	// with duplicated frames, as the mp4 muxer's default (cfr at a guessed rate) would.
 	FPS         float64
 	GOP         int
 	Profile     string
@@ -49,11 +52,14 @@ type Audio struct {
 	Bitrate    string // e.g. "128k"
 	Channels   int
 	SampleRate int
+	// AllTracks maps every audio stream of the input (-map 0:a?), each encoded the same way;
+	// otherwise only the first (-map 0:a:0?).
+	AllTracks bool
 }
 
 // Output is one encoded output, written to its own pipe.
 type Output struct {
-	Container string        // mp4 | webm | m4a | mkv | mpegts
+	Container string        // mp4 | webm | m4a | mkv | mpegts | ogg | nut
 	Video     *Video        // nil = no video (-vn)
 	Audio     *Audio        // nil = no audio (-an)
 	Duration  time.Duration // 0 = whole input; -t
@@ -91,11 +97,15 @@ var AllowedDemuxers = []string{
 // written to a pipe (the plain mp4 muxer needs to seek back for moov).
 // ffmpeg 5.1 accepts the ipod muxer (.m4a) with the same movflags.
 var containerArgs = map[string][]string{
-	"mp4":    {"-f", "mp4", "-movflags", "+frag_keyframe+empty_moov+default_base_moof"},
-	"m4a":    {"-f", "ipod", "-movflags", "+frag_keyframe+empty_moov+default_base_moof"},
-	"webm":   {"-f", "webm"},
-	"mkv":    {"-f", "matroska"},
+	"mp4": {"-f", "mp4", "-movflags", "+frag_keyframe+empty_moov+default_base_moof"},
+	"m4a": {"-f", "ipod", "-movflags", "+frag_keyframe+empty_moov+default_base_moof"},
+	// Matroska and WebM go out as live streams: from a pipe the muxer cannot come back to
+	// write a duration or an index anyway, and without -live it would write the -t cap (12 h)
+	// as the file's duration.
+	"webm":   {"-f", "webm", "-live", "1"},
+	"mkv":    {"-f", "matroska", "-live", "1"},
 	"mpegts": {"-f", "mpegts"},
+	"ogg":    {"-f", "ogg"},
 	// nut streams anything, raw frames included: the container for uncompressed intermediates.
 	"nut": {"-f", "nut"},
 }
@@ -111,6 +121,7 @@ var (
 		"webm":   {"libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1", "copy"},
 		"mkv":    allVideo,
 		"mpegts": {"libx264", "libx265", "copy"},
+		"ogg":    nil,
 		"nut":    allVideo,
 	}
 	containerAudio = map[string][]string{
@@ -119,11 +130,13 @@ var (
 		"webm":   {"libopus", "libvorbis", "copy"},
 		"mkv":    allAudio,
 		"mpegts": {"aac", "libopus", "libmp3lame", "copy"},
+		"ogg":    {"libopus", "libvorbis", "flac", "copy"},
 		"nut":    allAudio,
 	}
 
 	x26xPresets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
 	vpxDeadline = []string{"realtime", "good", "best"}
+	svtPresets  = []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13"}
 
 	rateRe  = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?[kKmMgG]?$`)
 	tokenRe = regexp.MustCompile(`^[a-z0-9_]+$`)
@@ -199,7 +212,11 @@ func appendOutput(a []string, o Output, threads int) []string {
 		a = append(a, "-map", "0:v:0?")
 	}
 	if o.Audio != nil {
-		a = append(a, "-map", "0:a:0?")
+		if o.Audio.AllTracks {
+			a = append(a, "-map", "0:a?")
+		} else {
+			a = append(a, "-map", "0:a:0?")
+		}
 	}
 	if v := o.Video; v != nil {
 		a = append(a, "-c:v", v.Codec)
@@ -208,6 +225,11 @@ func appendOutput(a []string, o Output, threads int) []string {
 			if threads > 0 {
 				a = append(a, "-threads", strconv.Itoa(threads))
 			}
+		}
+		if v.Codec == "libx265" && (o.Container == "mp4" || o.Container == "m4a") {
+			// Apple players (QuickTime, Safari, iOS) play HEVC in mp4 only as hvc1 (parameter
+			// sets in the sample entry), not ffmpeg's default hev1.
+			a = append(a, "-tag:v", "hvc1")
 		}
 	} else {
 		a = append(a, "-vn")
@@ -266,6 +288,11 @@ func appendVideoEncode(a []string, v *Video) []string {
 	}
 	filters = append(filters, "format="+pix)
 	a = append(a, "-vf", strings.Join(filters, ","))
+	if v.FPS > 0 {
+		a = append(a, "-fps_mode", "cfr")
+	} else {
+		a = append(a, "-fps_mode", "vfr")
+	}
 	isVPX := strings.HasPrefix(v.Codec, "libvpx")
 	if v.Preset != "" {
 		if isVPX {
@@ -303,6 +330,10 @@ func appendVideoEncode(a []string, v *Video) []string {
 		}
 		a = append(a, "-row-mt", "1", "-cpu-used", speed)
 	}
+	if v.Codec == "libx265" {
+		// x265 logs its own banner and statistics at info level, past ffmpeg's -loglevel.
+		a = append(a, "-x265-params", "log-level=error")
+	}
 	return a
 }
 
@@ -333,7 +364,7 @@ func (s Spec) validate() error {
 func (o Output) validate(field string) error {
 	vcodecs, ok := containerVideo[o.Container]
 	if !ok {
-		return specErr(field+".Container", "unknown container %q (want mp4, webm, m4a, mkv, mpegts or nut)", o.Container)
+		return specErr(field+".Container", "unknown container %q (want mp4, webm, m4a, mkv, mpegts, ogg or nut)", o.Container)
 	}
 	if o.Video == nil && o.Audio == nil {
 		return specErr(field, "needs Video or Audio")
@@ -400,6 +431,10 @@ func (v *Video) validate(f string) error {
 		case strings.HasPrefix(v.Codec, "libvpx"):
 			if !slices.Contains(vpxDeadline, v.Preset) {
 				return specErr(f+".Preset", "%s takes realtime, good or best, got %q", v.Codec, v.Preset)
+			}
+		case v.Codec == "libsvtav1":
+			if !slices.Contains(svtPresets, v.Preset) {
+				return specErr(f+".Preset", "libsvtav1 takes 0 (slowest) to 13 (fastest), got %q", v.Preset)
 			}
 		default:
 			return specErr(f+".Preset", "not supported for %s", v.Codec)

@@ -23,7 +23,7 @@ func ExampleSpec_Args() {
 	}
 	fmt.Println(Quote(append([]string{"ffmpeg"}, args...)))
 	// Output:
-	// ffmpeg -hide_banner -nostdin -nostats -loglevel level+error -progress pipe:4 -stats_period 0.5 -protocol_whitelist pipe -format_whitelist mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,avi,flv,ogg,wav,mp3,aac,flac,ivf,h264,hevc,yuv4mpegpipe,nut -i pipe:0 -map '0:v:0?' -map '0:a:0?' -c:v libx264 -vf scale=-2:720,setsar=1,format=yuv420p -preset veryfast -crf 23 -c:a aac -b:a 128k -ac 2 -ar 48000 -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3
+	// ffmpeg -hide_banner -nostdin -nostats -loglevel level+error -progress pipe:4 -stats_period 0.5 -protocol_whitelist pipe -format_whitelist mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,avi,flv,ogg,wav,mp3,aac,flac,ivf,h264,hevc,yuv4mpegpipe,nut -i pipe:0 -map '0:v:0?' -map '0:a:0?' -c:v libx264 -vf scale=-2:720,setsar=1,format=yuv420p -fps_mode vfr -preset veryfast -crf 23 -c:a aac -b:a 128k -ac 2 -ar 48000 -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3
 }
 
 func ExampleQuote() {
@@ -71,13 +71,33 @@ func TestArgs(t *testing.T) {
 			}}}},
 			threads:   4,
 			wantIn:    []string{"-max_pixels", "8294400", "-protocol_whitelist", "pipe", "-format_whitelist", strings.Join(AllowedDemuxers, ","), "-i", "pipe:0"},
-			wantOut:   "-map 0:v:0? -c:v libx264 -vf yadif=deint=interlaced,fps=29.97,scale=1280:720,setsar=1,format=yuv420p10le -preset fast -crf 20 -b:v 3M -maxrate 4M -bufsize 8M -profile:v high -g 60 -threads 4 -an -f matroska pipe:3",
+			wantOut:   "-map 0:v:0? -c:v libx264 -vf yadif=deint=interlaced,fps=29.97,scale=1280:720,setsar=1,format=yuv420p10le -fps_mode cfr -preset fast -crf 20 -b:v 3M -maxrate 4M -bufsize 8M -profile:v high -g 60 -threads 4 -an -f matroska -live 1 pipe:3",
 			wantFlags: []string{"-progress", "pipe:4"},
+		},
+		{
+			name:    "hevc into mp4 is tagged hvc1, all audio tracks",
+			spec:    Spec{Outputs: []Output{{Container: "mp4", Video: &Video{Codec: "libx265", Height: 720, CRF: 26, Preset: "fast", Profile: "main"}, Audio: &Audio{Codec: "aac", Channels: 2, AllTracks: true}}}},
+			wantOut: "-map 0:v:0? -map 0:a? -c:v libx265 -vf scale=-2:720,setsar=1,format=yuv420p -fps_mode vfr -preset fast -crf 26 -profile:v main -x265-params log-level=error -tag:v hvc1 -c:a aac -ac 2 -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3",
+		},
+		{
+			name:    "hevc into mpegts is not tagged",
+			spec:    Spec{Outputs: []Output{{Container: "mpegts", Video: &Video{Codec: "libx265", FPS: 25}}}},
+			wantOut: "-map 0:v:0? -c:v libx265 -vf fps=25,format=yuv420p -fps_mode cfr -x265-params log-level=error -an -f mpegts pipe:3",
+		},
+		{
+			name:    "svt-av1 with a numeric preset",
+			spec:    Spec{Outputs: []Output{{Container: "mp4", Video: &Video{Codec: "libsvtav1", Width: 1280, Height: 720, Fit: true, CRF: 35, Preset: "8"}}}},
+			wantOut: "-map 0:v:0? -c:v libsvtav1 -vf scale=w='" + mustFit(1280, 720, 0) + "':h='" + mustFit(1280, 720, 1) + "',setsar=1,format=yuv420p -fps_mode vfr -preset 8 -crf 35 -an -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3",
+		},
+		{
+			name:    "opus into ogg",
+			spec:    Spec{Outputs: []Output{{Container: "ogg", Audio: &Audio{Codec: "libopus", Bitrate: "96k", Channels: 2, SampleRate: 48000}}}},
+			wantOut: "-map 0:a:0? -vn -c:a libopus -b:a 96k -ac 2 -ar 48000 -f ogg pipe:3",
 		},
 		{
 			name:    "vp9 crf into webm",
 			spec:    Spec{Outputs: []Output{{Container: "webm", Video: &Video{Codec: "libvpx-vp9", Width: 640, CRF: 31, Preset: "realtime"}, Audio: &Audio{Codec: "libopus", Bitrate: "96k"}}}},
-			wantOut: "-map 0:v:0? -map 0:a:0? -c:v libvpx-vp9 -vf scale=640:-2,setsar=1,format=yuv420p -deadline realtime -crf 31 -b:v 0 -row-mt 1 -cpu-used 8 -c:a libopus -b:a 96k -f webm pipe:3",
+			wantOut: "-map 0:v:0? -map 0:a:0? -c:v libvpx-vp9 -vf scale=640:-2,setsar=1,format=yuv420p -fps_mode vfr -deadline realtime -crf 31 -b:v 0 -row-mt 1 -cpu-used 8 -c:a libopus -b:a 96k -f webm -live 1 pipe:3",
 		},
 		{
 			name: "two outputs get consecutive pipes, progress after them",
@@ -85,7 +105,7 @@ func TestArgs(t *testing.T) {
 				{Container: "mp4", Video: &Video{Codec: "libx264"}, Audio: &Audio{Codec: "aac"}},
 				{Container: "m4a", Audio: &Audio{Codec: "aac"}},
 			}},
-			wantOut: "-map 0:v:0? -map 0:a:0? -c:v libx264 -vf format=yuv420p -c:a aac -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3 " +
+			wantOut: "-map 0:v:0? -map 0:a:0? -c:v libx264 -vf format=yuv420p -fps_mode vfr -c:a aac -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3 " +
 				"-map 0:a:0? -vn -c:a aac -f ipod -movflags +frag_keyframe+empty_moov+default_base_moof pipe:4",
 			wantFlags: []string{"pipe:5"},
 		},
@@ -154,6 +174,10 @@ func TestArgsInvalid(t *testing.T) {
 		{"video in m4a", "Outputs[0].Video.Codec", Spec{Outputs: []Output{{Container: "m4a", Video: &Video{Codec: "libx264"}}}}},
 		{"h264 in webm", "Outputs[0].Video.Codec", Spec{Outputs: []Output{{Container: "webm", Video: &Video{Codec: "libx264"}}}}},
 		{"aac in webm", "Outputs[0].Audio.Codec", Spec{Outputs: []Output{{Container: "webm", Audio: &Audio{Codec: "aac"}}}}},
+		{"video in ogg", "Outputs[0].Video.Codec", Spec{Outputs: []Output{{Container: "ogg", Video: &Video{Codec: "libx264"}}}}},
+		{"aac in ogg", "Outputs[0].Audio.Codec", Spec{Outputs: []Output{{Container: "ogg", Audio: &Audio{Codec: "aac"}}}}},
+		{"svt-av1 with an x264 preset", "Outputs[0].Video.Preset", v(func(v *Video) { v.Codec = "libsvtav1"; v.Preset = "fast" })},
+		{"svt-av1 preset out of range", "Outputs[0].Video.Preset", v(func(v *Video) { v.Codec = "libsvtav1"; v.Preset = "14" })},
 		{"unknown video codec", "Outputs[0].Video.Codec", v(func(v *Video) { v.Codec = "h264" })},
 		{"odd width", "Outputs[0].Video.Width", v(func(v *Video) { v.Width = 641 })},
 		{"negative height", "Outputs[0].Video.Height", v(func(v *Video) { v.Height = -2 })},
@@ -194,4 +218,9 @@ func TestFDs(t *testing.T) {
 	if OutputFD(0) != 3 || OutputFD(2) != 5 || ProgressFD(1) != 4 || ProgressFD(3) != 6 {
 		t.Error("fd layout changed: outputs from 3, progress after the last output")
 	}
+}
+
+func mustFit(bw, bh, i int) string {
+	w, h := fitExpr(bw, bh)
+	return []string{w, h}[i]
 }

@@ -52,7 +52,8 @@ type Output struct {
 
 // Video describes a video encode. Width and Height are a bounding box: the output keeps the
 // input's aspect ratio, fits in the box (turned to match portrait inputs), is never upscaled,
-// and has even dimensions.
+// and has even dimensions. FPS 0 keeps the input's frame timing (variable frame rate stays
+// variable); FPS > 0 makes the output constant-rate at FPS.
 type Video struct {
 	Codec   string  `json:"codec,omitempty" yaml:"codec"`
 	Width   int     `json:"width,omitempty" yaml:"width"`
@@ -68,12 +69,15 @@ type Video struct {
 	PixFmt  string  `json:"pix_fmt,omitempty" yaml:"pix_fmt"`
 }
 
-// Audio describes an audio encode.
+// Audio describes an audio encode. Channels 0 means stereo (a multichannel input is downmixed);
+// set it to keep more. An input with several audio tracks gives its first one, or every one
+// (each encoded the same way) with AllTracks.
 type Audio struct {
 	Codec      string `json:"codec,omitempty" yaml:"codec"`
 	Bitrate    string `json:"bitrate,omitempty" yaml:"bitrate"`
 	Channels   int    `json:"channels,omitempty" yaml:"channels"`
 	SampleRate int    `json:"sample_rate,omitempty" yaml:"sample_rate"`
+	AllTracks  bool   `json:"all_tracks,omitempty" yaml:"all_tracks"`
 }
 
 // Duration is a time.Duration that reads and writes as a Go duration string ("30m", "90s").

@@ -3,6 +3,7 @@ package job_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +183,10 @@ func TestPlan(t *testing.T) {
 		{"h264-480p", "libx264", "aac", "mp4", 854, 480, true, true},
 		{"vp9-720p", "libvpx-vp9", "libopus", "webm", 1280, 720, true, true},
 		{"aac-audio", "", "aac", "m4a", 0, 0, false, true},
+		{"hevc-1080p", "libx265", "aac", "mp4", 1920, 1080, true, true},
+		{"hevc-720p", "libx265", "aac", "mp4", 1280, 720, true, true},
+		{"av1-720p", "libsvtav1", "aac", "mp4", 1280, 720, true, true},
+		{"opus-audio", "", "libopus", "ogg", 0, 0, false, true},
 	} {
 		t.Run(c.preset, func(t *testing.T) {
 			j := &job.Job{Input: "/in.mp4", Preset: c.preset, Outputs: []job.Output{{URL: "/out"}}}
@@ -207,6 +212,95 @@ func TestPlan(t *testing.T) {
 	j := &job.Job{Input: "/in.mp4", Outputs: []job.Output{{URL: "/o.mkv", Container: "mkv", Video: &job.Video{Codec: "copy"}, Audio: &job.Audio{Codec: "copy"}}}}
 	if s, err := j.Plan(p, ffmpeg.Input{}, job.Limits{}); err != nil || s.Outputs[0].Video.Fit || s.Outputs[0].Video.Codec != "copy" {
 		t.Errorf("copy: %+v %v", s.Outputs, err)
+	}
+}
+
+// TestPlanMediaDecisions: the defaults README.md's "Media decisions" promises, on the argv.
+func TestPlanMediaDecisions(t *testing.T) {
+	p := presets(t)
+	plan := func(t *testing.T, o job.Output) []string {
+		t.Helper()
+		j := &job.Job{Input: "/in.mp4", Outputs: []job.Output{o}}
+		if err := j.Validate(p); err != nil {
+			t.Fatal(err)
+		}
+		s, err := j.Plan(p, ffmpeg.Input{}, job.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		args, err := s.Args()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return args
+	}
+	has := func(args []string, seq ...string) bool {
+		for i := 0; i+len(seq) <= len(args); i++ {
+			if slices.Equal(args[i:i+len(seq)], seq) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range []struct {
+		name string
+		out  job.Output
+		want [][]string
+		not  [][]string
+	}{
+		{"hevc in mp4 is hvc1", job.Output{URL: "/o.mp4", Preset: "hevc-720p"},
+			[][]string{{"-c:v", "libx265"}, {"-tag:v", "hvc1"}, {"-preset", "fast"}, {"-profile:v", "main"}, {"-fps_mode", "vfr"}}, nil},
+		{"hevc in mkv is not tagged", job.Output{URL: "/o.mkv", Preset: "hevc-720p", Container: "mkv"},
+			[][]string{{"-c:v", "libx265"}, {"-f", "matroska", "-live", "1"}}, [][]string{{"-tag:v", "hvc1"}}},
+		{"custom hevc gets a speed", job.Output{URL: "/o.ts", Container: "mpegts", Video: &job.Video{Codec: "hevc"}},
+			[][]string{{"-preset", "fast"}}, nil},
+		{"custom av1 gets a speed", job.Output{URL: "/o.webm", Container: "webm", Video: &job.Video{Codec: "av1"}},
+			[][]string{{"-c:v", "libsvtav1"}, {"-preset", "8"}, {"-f", "webm", "-live", "1"}}, nil},
+		{"fps makes it constant", job.Output{URL: "/o.mp4", Preset: "h264-480p", Video: &job.Video{FPS: 30}},
+			[][]string{{"-fps_mode", "cfr"}}, [][]string{{"-fps_mode", "vfr"}}},
+		{"audio without channels is stereo", job.Output{URL: "/o.mkv", Container: "mkv", Audio: &job.Audio{Codec: "opus"}},
+			[][]string{{"-ac", "2"}, {"-map", "0:a:0?"}}, nil},
+		{"channels asked are kept", job.Output{URL: "/o.mp4", Preset: "h264-480p", Audio: &job.Audio{Channels: 6}},
+			[][]string{{"-ac", "6"}}, nil},
+		{"all tracks", job.Output{URL: "/o.mp4", Preset: "h264-480p", Audio: &job.Audio{AllTracks: true}},
+			[][]string{{"-map", "0:a?"}}, [][]string{{"-map", "0:a:0?"}}},
+		{"remux copies", job.Output{URL: "/o.mkv", Preset: "remux-mkv"},
+			[][]string{{"-c:v", "copy"}, {"-c:a", "copy"}}, [][]string{{"-ac", "2"}, {"-fps_mode", "vfr"}}},
+		{"opus in ogg", job.Output{URL: "/o.ogg", Preset: "opus-audio"},
+			[][]string{{"-vn"}, {"-c:a", "libopus"}, {"-f", "ogg"}}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := plan(t, c.out)
+			for _, w := range c.want {
+				if !has(args, w...) {
+					t.Errorf("no %q in %q", w, args)
+				}
+			}
+			for _, n := range c.not {
+				if has(args, n...) {
+					t.Errorf("%q in %q", n, args)
+				}
+			}
+		})
+	}
+	for _, c := range []struct {
+		name, field string
+		out         job.Output
+	}{
+		{"video in ogg", "outputs[0].video.codec", job.Output{URL: "/o.ogg", Container: "ogg", Video: &job.Video{Codec: "h264"}, Audio: &job.Audio{Codec: "opus"}}},
+		{"aac in ogg", "outputs[0].audio.codec", job.Output{URL: "/o.ogg", Preset: "opus-audio", Audio: &job.Audio{Codec: "aac"}}},
+		{"av1 with an x264 speed", "outputs[0].video.preset", job.Output{URL: "/o.mp4", Preset: "av1-720p", Video: &job.Video{Preset: "veryfast"}}},
+		{"av1 speed out of range", "outputs[0].video.preset", job.Output{URL: "/o.mp4", Preset: "av1-720p", Video: &job.Video{Preset: "14"}}},
+		{"hevc with a vpx speed", "outputs[0].video.preset", job.Output{URL: "/o.mp4", Preset: "hevc-720p", Video: &job.Video{Preset: "realtime"}}},
+		{"hevc in webm", "outputs[0].video.codec", job.Output{URL: "/o.webm", Preset: "vp9-720p", Video: &job.Video{Codec: "hevc"}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			j := &job.Job{Input: "/in.mp4", Outputs: []job.Output{c.out}}
+			var fe *job.FieldError
+			if err := j.Validate(p); !errors.As(err, &fe) || fe.Field != c.field {
+				t.Errorf("err = %v, want a field error on %s", err, c.field)
+			}
+		})
 	}
 }
 

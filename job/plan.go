@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -184,21 +185,32 @@ func overlayAudio(base, over *Audio) *Audio {
 		if over.SampleRate != 0 {
 			a.SampleRate = over.SampleRate
 		}
+		if over.AllTracks {
+			a.AllTracks = true
+		}
 	}
 	return &a
 }
 
 // Codec names accepted in jobs and presets, and the ffmpeg encoder each selects.
 var (
-	videoEncoders = map[string]string{"h264": "libx264", "vp9": "libvpx-vp9", "raw": "rawvideo", "copy": "copy"}
+	videoEncoders = map[string]string{
+		"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1",
+		"raw": "rawvideo", "copy": "copy",
+	}
 	audioEncoders = map[string]string{"aac": "aac", "opus": "libopus", "pcm": "pcm_s16le", "copy": "copy"}
-	// containers lists, for each container, the codecs it can carry.
+	// defaultSpeed is the encoder speed preset of a codec whose encoder's own default is too
+	// slow for a worker (x265 medium, SVT-AV1's default): used when the job names none.
+	defaultSpeed = map[string]string{"hevc": "fast", "av1": "8"}
+	// containers lists, for each container, the codecs it can carry. copy goes anywhere; the
+	// input's codec must suit the container (ffmpeg fails the job otherwise).
 	containers = map[string]struct{ video, audio []string }{
-		"mp4":    {[]string{"h264", "copy"}, []string{"aac", "copy"}},
+		"mp4":    {[]string{"h264", "hevc", "av1", "copy"}, []string{"aac", "copy"}},
 		"m4a":    {nil, []string{"aac", "copy"}},
-		"webm":   {[]string{"vp9", "copy"}, []string{"opus", "copy"}},
-		"mkv":    {[]string{"h264", "vp9", "copy"}, []string{"aac", "opus", "copy"}},
-		"mpegts": {[]string{"h264", "copy"}, []string{"aac", "copy"}},
+		"webm":   {[]string{"vp9", "av1", "copy"}, []string{"opus", "copy"}},
+		"mkv":    {[]string{"h264", "hevc", "vp9", "av1", "copy"}, []string{"aac", "opus", "copy"}},
+		"mpegts": {[]string{"h264", "hevc", "copy"}, []string{"aac", "copy"}},
+		"ogg":    {nil, []string{"opus", "copy"}},
 		// nut carries uncompressed intermediates (raw frames, PCM) for other tools to consume.
 		"nut": {[]string{"raw", "h264", "copy"}, []string{"pcm", "aac", "copy"}},
 	}
@@ -207,7 +219,7 @@ var (
 func resolved(container string, v *Video, a *Audio, field string) (ResolvedOutput, error) {
 	c, ok := containers[container]
 	if !ok {
-		return ResolvedOutput{}, &FieldError{field + ".container", fmt.Sprintf("unknown container %q (mp4, m4a, webm, mkv, mpegts, nut)", container)}
+		return ResolvedOutput{}, &FieldError{field + ".container", fmt.Sprintf("unknown container %q (mp4, m4a, webm, mkv, mpegts, ogg, nut)", container)}
 	}
 	if v == nil && a == nil {
 		return ResolvedOutput{}, &FieldError{field, "neither video nor audio: name a preset or set video/audio"}
@@ -225,6 +237,9 @@ func resolved(container string, v *Video, a *Audio, field string) (ResolvedOutpu
 			return ResolvedOutput{}, &FieldError{field + ".video.fps", "must be 0..240"}
 		case v.GOP < 0 || v.GOP > 1000:
 			return ResolvedOutput{}, &FieldError{field + ".video.gop", "must be 0..1000"}
+		}
+		if err := checkSpeed(v, field); err != nil {
+			return ResolvedOutput{}, err
 		}
 		for name, s := range map[string]string{"preset": v.Preset, "bitrate": v.Bitrate, "maxrate": v.MaxRate, "bufsize": v.BufSize, "profile": v.Profile, "pix_fmt": v.PixFmt} {
 			if !safeToken(s) {
@@ -245,6 +260,27 @@ func resolved(container string, v *Video, a *Audio, field string) (ResolvedOutpu
 	}
 	return ResolvedOutput{Container: container, Video: v, Audio: a}, nil
 }
+
+// checkSpeed checks the speed preset of the codecs whose encoders name them differently: x265
+// takes x264's names, SVT-AV1 a number from 0 (slowest) to 13 (fastest).
+func checkSpeed(v *Video, field string) error {
+	if v.Preset == "" {
+		return nil
+	}
+	switch v.Codec {
+	case "hevc":
+		if !contains(x26xSpeeds, v.Preset) {
+			return &FieldError{field + ".video.preset", fmt.Sprintf("%q is not an x265 preset (%s)", v.Preset, strings.Join(x26xSpeeds, ", "))}
+		}
+	case "av1":
+		if n, err := strconv.Atoi(v.Preset); err != nil || n < 0 || n > 13 || strconv.Itoa(n) != v.Preset {
+			return &FieldError{field + ".video.preset", fmt.Sprintf("%q: av1 (SVT-AV1) takes 0 (slowest) to 13 (fastest)", v.Preset)}
+		}
+	}
+	return nil
+}
+
+var x26xSpeeds = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
 
 // safeToken accepts the short alphanumeric values encoder options take ("128k", "veryfast",
 // "yuv420p") so a job can never smuggle an option or a filter into the argv.
@@ -275,11 +311,29 @@ func contains(list []string, s string) bool {
 // to the decoded frames itself, so the transcode can start while the input is still being
 // probed.
 //
-// Decisions: a video output fits its box (Video.Fit: the box turned for portrait frames, after
-// rotation and sample aspect ratio, never upscaled, even dimensions; FitBox is the same rule in
-// Go); frames flagged interlaced are deinterlaced; a video output of an input without video
-// becomes audio-only and an audio output of an input without audio becomes silent (optional
-// stream maps); an output left with no stream at all fails as unsupported media.
+// Decisions (README.md, "Media decisions", has them as a table; worker/media_test.go checks
+// each on real media):
+//   - Rotation: ffmpeg turns rotated frames upright (autorotate) and writes no display matrix,
+//     so the output is upright with its dimensions swapped and no rotation left. copy keeps
+//     the frames and the rotation metadata as they are (matroska in ffmpeg 5.1 drops it).
+//   - Size: a video output fits its box (Video.Fit: the box turned for portrait frames, after
+//     rotation and sample aspect ratio, never upscaled, even dimensions: an odd side loses a
+//     pixel; FitBox is the same rule in Go), in square pixels (setsar=1).
+//   - Pixel format: yuv420p unless the output sets pix_fmt, so 10-bit, 4:2:2 and 4:4:4 inputs
+//     come out 8-bit 4:2:0, which the H.264 High/Main, HEVC Main, VP9 profile 0 and AV1 Main
+//     profiles (and every player) take.
+//   - Frame rate: kept as the input has it, variable included (-fps_mode vfr: no duplicated
+//     frames); constant at video.fps when the output sets it.
+//   - Interlacing: frames flagged interlaced are deinterlaced (yadif, one frame per frame);
+//     progressive frames pass untouched.
+//   - Missing streams: a video output of an input without video becomes audio-only and an audio
+//     output of an input without audio becomes video-only (optional stream maps); an output left
+//     with no stream at all fails as unsupported media.
+//   - Audio: stereo unless audio.channels asks for more (multichannel is downmixed); of several
+//     audio tracks the first is used, or all of them with audio.all_tracks. (ffmpeg 5.1 has no
+//     stream specifier for the default disposition, and the argv is built before the probe.)
+//   - Speed: hevc defaults to x265 "fast" and av1 to SVT-AV1 preset 8 when no preset is set.
+//   - Length: bounded by Limits (MaxDuration on the probe and as -t on every output).
 func (j *Job) Plan(presets Presets, in ffmpeg.Input, lim Limits) (ffmpeg.Spec, error) {
 	lim = lim.WithDefaults()
 	spec := ffmpeg.Spec{Input: in, MaxPixels: lim.MaxPixels}
@@ -302,12 +356,19 @@ func (j *Job) Plan(presets Presets, in ffmpeg.Input, lim Limits) (ffmpeg.Spec, e
 				if v.PixFmt == "" {
 					v.PixFmt = "yuv420p"
 				}
+				if v.Preset == "" {
+					v.Preset = defaultSpeed[r.Video.Codec]
+				}
 				v.Deinterlace = true
 			}
 			out.Video = v
 		}
 		if r.Audio != nil {
-			out.Audio = &ffmpeg.Audio{Codec: audioEncoders[r.Audio.Codec], Bitrate: r.Audio.Bitrate, Channels: r.Audio.Channels, SampleRate: r.Audio.SampleRate}
+			a := &ffmpeg.Audio{Codec: audioEncoders[r.Audio.Codec], Bitrate: r.Audio.Bitrate, Channels: r.Audio.Channels, SampleRate: r.Audio.SampleRate, AllTracks: r.Audio.AllTracks}
+			if a.Codec != "copy" && a.Channels == 0 {
+				a.Channels = 2
+			}
+			out.Audio = a
 		}
 		spec.Outputs = append(spec.Outputs, out)
 	}

@@ -69,7 +69,9 @@ func (p Presets) Merge(other Presets) Presets {
 // Summary is one line saying what the preset produces, for `transcoder presets`.
 func (p Preset) Summary() string {
 	s := p.Container
-	if p.Video != nil {
+	if p.Video != nil && p.Video.Codec == "copy" {
+		s += ", video copied"
+	} else if p.Video != nil {
 		s += fmt.Sprintf(", %s", p.Video.Codec)
 		if p.Video.Width > 0 || p.Video.Height > 0 {
 			s += fmt.Sprintf(" up to %dx%d", p.Video.Width, p.Video.Height)
@@ -81,10 +83,15 @@ func (p Preset) Summary() string {
 			s += " " + p.Video.Bitrate
 		}
 	}
-	if p.Audio != nil {
+	if p.Audio != nil && p.Audio.Codec == "copy" {
+		s += ", audio copied"
+	} else if p.Audio != nil {
 		s += fmt.Sprintf(", %s", p.Audio.Codec)
 		if p.Audio.Bitrate != "" {
 			s += " " + p.Audio.Bitrate
+		}
+		if p.Audio.AllTracks {
+			s += " (all tracks)"
 		}
 	}
 	return s
