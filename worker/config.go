@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,7 +23,7 @@ type Config struct {
 	// Presets the jobs may name. Required.
 	Presets job.Presets
 
-	// ID names this worker in events and logs. Default: hostname-pid.
+	// ID names this worker in events and logs. Default: hostname-pid-random.
 	ID string
 	// Slots is how many jobs run at once. Default: half the CPUs, at least 1.
 	Slots int
@@ -85,8 +86,11 @@ type Hooks struct {
 
 func (c *Config) setDefaults() {
 	if c.ID == "" {
+		// Random too: in containers every worker may be pid 1 on a reused hostname.
 		h, _ := os.Hostname()
-		c.ID = fmt.Sprintf("%s-%d", h, os.Getpid())
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		c.ID = fmt.Sprintf("%s-%d-%x", sanitizeID(h), os.Getpid(), b)
 	}
 	if c.Slots == 0 {
 		c.Slots = max(1, runtime.NumCPU()/2)
@@ -151,6 +155,20 @@ func (c *Config) setDefaults() {
 // channel, and one in its sink.
 func (c *Config) JobBuffers() int {
 	return 1 + c.ChanDepth + 1 + c.MaxOutputs*(c.ChanDepth+2)
+}
+
+// sanitizeID keeps the characters a worker id may have.
+func sanitizeID(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'; !ok {
+			b[i] = '-'
+		}
+	}
+	if len(b) == 0 || b[0] == '-' || b[0] == '_' {
+		b = append([]byte("w"), b...)
+	}
+	return string(b)
 }
 
 func (c *Config) validate() error {
