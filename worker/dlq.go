@@ -23,25 +23,18 @@ const (
 // DLQSubject is the subject of a job's dead letter.
 func DLQSubject(id string) string { return "transcode.dlq." + id }
 
-func ensureDLQ(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	err := retry(ctx, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name:              DLQStream,
-			Description:       "transcode jobs that failed for good, with their diagnostics",
-			Subjects:          []string{DLQSubjects},
-			Retention:         jetstream.LimitsPolicy,
-			Storage:           jetstream.FileStorage,
-			MaxMsgsPerSubject: 1,
-			MaxAge:            30 * 24 * time.Hour,
-			MaxMsgSize:        1 << 20,
-			Replicas:          replicas,
-		})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", DLQStream, err)
+func dlqConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              DLQStream,
+		Description:       "transcode jobs that failed for good, with their diagnostics",
+		Subjects:          []string{DLQSubjects},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		MaxMsgsPerSubject: 1,
+		MaxAge:            30 * 24 * time.Hour,
+		MaxMsgSize:        1 << 20,
+		Replicas:          replicas,
 	}
-	return nil
 }
 
 // deadLetter records a job that failed for good. Best effort, like events: the failed event

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"sort"
 	"time"
@@ -40,23 +39,14 @@ type WorkerInfo struct {
 }
 
 func ensureRegistry(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	var kv jetstream.KeyValue
-	err := retry(ctx, func(ctx context.Context) error {
-		var err error
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      WorkersBucket,
-			Description: "live transcode workers; entries expire when a worker stops refreshing them",
-			History:     1,
-			TTL:         registryTTL,
-			Storage:     jetstream.MemoryStorage,
-			Replicas:    replicas,
-		})
-		return err
+	return ensureKV(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      WorkersBucket,
+		Description: "live transcode workers; entries expire when a worker stops refreshing them",
+		History:     1,
+		TTL:         registryTTL,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    replicas,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("kv %s: %w", WorkersBucket, err)
-	}
-	return kv, nil
 }
 
 // Replicas is how many copies of the streams and buckets a deployment wants: 3 when the
