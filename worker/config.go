@@ -70,6 +70,9 @@ type Config struct {
 	// Limits bound what a job may make the worker decode and write. Zero fields take
 	// job.DefaultLimits.
 	Limits job.Limits
+	// NoRegistry keeps the worker out of TRANSCODE_WORKERS: for one-shot runs on a private
+	// server, where no one else can see it.
+	NoRegistry bool
 	// Hooks are called at a job's milestones; for benchmarks and metrics. Optional.
 	Hooks Hooks
 }

@@ -43,7 +43,7 @@ func (w *Worker) deadLetter(ctx context.Context, r *run, fail *job.Failure) {
 	dl := job.DeadLetter{
 		ID: r.id, Time: time.Now().UTC(), WorkerID: w.cfg.ID, Attempts: r.attempt,
 		Class: fail.Class, Reason: fail.Reason, Subject: r.msg.Subject(),
-		Argv: fail.Argv, FFmpegVersion: w.ffmpegVersion, StderrTail: fail.StderrTail,
+		Argv: fail.Argv, FFmpegVersion: w.version(ctx), StderrTail: fail.StderrTail,
 	}
 	if data := r.msg.Data(); json.Valid(data) {
 		dl.Job = data

@@ -32,7 +32,10 @@ func TestStallWatchdog(t *testing.T) {
 	fake := filepath.Join(dir, "ffmpeg")
 	// A sleep length unique to this test process marks the fake's child so the test can find it.
 	marker := fmt.Sprintf("4321.%d", os.Getpid())
-	if err := os.WriteFile(fake, []byte("#!/bin/sh\nsleep "+marker+" &\nwait\n"), 0o755); err != nil {
+	// It answers the worker's -version and -encoders queries, and hangs on a transcode.
+	script := "#!/bin/sh\ncase \"$*\" in *-version*|*-encoders*) echo 'ffmpeg version fake'; exit 0;; esac\n" +
+		"sleep " + marker + " &\nwait\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	runner, err := ffmpeg.New(ffmpeg.Config{FFmpeg: fake, KillDelay: 500 * time.Millisecond})

@@ -59,10 +59,18 @@ func Replicas(nc *nats.Conn) int {
 }
 
 // advertise refreshes this worker's registry entry until ctx is done, then removes it.
-func (w *Worker) advertise(ctx context.Context, kv jetstream.KeyValue, caps []string) {
+// What ffmpeg is and can do is asked here, off the path of the first job.
+func (w *Worker) advertise(ctx context.Context, kv jetstream.KeyValue) {
 	host, _ := os.Hostname()
-	info := WorkerInfo{ID: w.cfg.ID, Host: host, PID: os.Getpid(), Version: w.ffmpegVersion,
-		Capabilities: caps, Slots: w.cfg.Slots, Started: time.Now().UTC()}
+	info := WorkerInfo{ID: w.cfg.ID, Host: host, PID: os.Getpid(), Slots: w.cfg.Slots, Started: time.Now().UTC()}
+	info.Version = w.version(ctx)
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	caps, err := w.cfg.FFmpeg.Encoders(qctx)
+	if err != nil && ctx.Err() == nil {
+		w.log.Warn("ffmpeg -encoders", "err", err)
+	}
+	info.Capabilities = caps
+	cancel()
 	t := time.NewTicker(registryBeat)
 	defer t.Stop()
 	for {
@@ -134,4 +142,20 @@ func (c *Client) Jobs(ctx context.Context, limit int) ([]job.Status, error) {
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// version is ffmpeg's version line, asked once.
+func (w *Worker) version(ctx context.Context) string {
+	if v := w.ffmpegVersion.Load(); v != nil {
+		return *v
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := w.cfg.FFmpeg.Version(ctx)
+	if err != nil {
+		w.log.Warn("ffmpeg -version", "err", err)
+		return ""
+	}
+	w.ffmpegVersion.Store(&v)
+	return v
 }

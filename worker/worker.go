@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,8 +47,9 @@ type Worker struct {
 	loopDone  chan struct{}
 	jobs      sync.WaitGroup
 	cancelSub *nats.Subscription
-	// ffmpegVersion goes into dead letters.
-	ffmpegVersion string
+	// ffmpegVersion goes into dead letters and the registry; learned beside the first jobs,
+	// not before them.
+	ffmpegVersion atomic.Pointer[string]
 	metrics       *metrics
 	advertDone    chan struct{}
 }
@@ -109,20 +111,11 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	w.kv, w.cons = kv, cons
-	vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if v, err := w.cfg.FFmpeg.Version(vctx); err == nil {
-		w.ffmpegVersion = v
-	} else {
-		w.log.Warn("ffmpeg -version", "err", err)
-	}
-	registry, err := ensureRegistry(ctx, w.js, replicas)
-	if err != nil {
-		return fmt.Errorf("worker: %w", err)
-	}
-	caps, err := w.cfg.FFmpeg.Encoders(vctx)
-	if err != nil {
-		w.log.Warn("ffmpeg -encoders", "err", err)
+	var registry jetstream.KeyValue
+	if !w.cfg.NoRegistry {
+		if registry, err = ensureRegistry(ctx, w.js, replicas); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
 	}
 	w.cancelSub, err = w.cfg.Conn.Subscribe(cancelSubjects, w.onCancel)
 	if err != nil {
@@ -136,7 +129,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	go w.fetchLoop()
 	go func() {
 		defer close(w.advertDone)
-		w.advertise(w.workCtx, registry, caps)
+		if registry != nil {
+			w.advertise(w.workCtx, registry)
+		}
 	}()
 	w.log.Info("worker started", "slots", w.cfg.Slots, "ring_buffers", w.cfg.RingBuffers,
 		"job_buffers", w.cfg.JobBuffers(), "ack_wait", w.cfg.AckWait)

@@ -75,6 +75,7 @@ func runCommand(stdout, stderr io.Writer) *cobra.Command {
 			w, err := worker.New(worker.Config{
 				Conn: nc, FFmpeg: runner, Presets: presets, Logger: log, ID: "run", Slots: 1,
 				MaxOutputs: max(2, len(j.Outputs)), MaxDeliver: 2, Backoff: []time.Duration{time.Second},
+				NoRegistry: true,
 			})
 			if err != nil {
 				return err
