@@ -2,7 +2,9 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/transcoder/transcoder/internal/testenv"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/worker"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -82,5 +85,64 @@ func TestMetricsAndRegistry(t *testing.T) {
 	}
 	if ws, err := e.client.Workers(context.Background()); err != nil || len(ws) != 0 {
 		t.Errorf("registry after shutdown: %+v %v", ws, err)
+	}
+}
+
+// TestPriorities: with its one slot busy, a worker is sent low, normal and high jobs, in that
+// order. When the slot frees, high goes first, then normal, then low; and a low job waiting
+// behind a stream of high ones starts within five pulls.
+func TestPriorities(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	cfg := testConfig(e.nc, e.runner, e.presets, "one-slot", t.TempDir())
+	cfg.Slots = 1
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := worker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.stopWorker(w) })
+	long := testenv.MakeClip(t, testenv.Clip{Seconds: 20, Size: "640x360"})
+	short := testenv.MakeClip(t, testenv.Clip{Seconds: 1})
+	submit := func(in, name string, p job.Priority) string {
+		j := &job.Job{Input: "file://" + in, Preset: "h264-480p", Priority: p, Outputs: []job.Output{{URL: "file://" + filepath.Join(e.dir, name+".mp4")}}}
+		id, err := e.client.Submit(context.Background(), j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	blocker := submit(long, "blocker", job.PriorityNormal)
+	e.events.waitFor(t, waitLong, "blocker started", func(ev job.Event) bool { return ev.JobID == blocker && ev.Type == job.EventStarted })
+	low := submit(short, "low", job.PriorityLow)
+	normal := submit(short, "normal", job.PriorityNormal)
+	var highs []string
+	for i := range 6 {
+		highs = append(highs, submit(short, fmt.Sprintf("high-%d", i), job.PriorityHigh))
+	}
+	all := append([]string{low, normal}, highs...)
+	for _, id := range all {
+		e.events.terminal(t, id)
+	}
+	// The order in which they started after the blocker.
+	var order []string
+	for _, ev := range e.events.snapshot() {
+		if ev.Type == job.EventStarted && ev.JobID != blocker {
+			order = append(order, ev.JobID)
+		}
+	}
+	pos := func(id string) int { return slices.Index(order, id) }
+	t.Logf("start order: low at %d, normal at %d, highs at %d..", pos(low), pos(normal), pos(highs[0]))
+	if pos(highs[0]) != 0 || pos(highs[1]) != 1 || pos(highs[2]) != 2 {
+		t.Errorf("high jobs did not go first: %v", order)
+	}
+	if p := pos(low); p < 0 || p > 3 {
+		t.Errorf("low job started at position %d behind the high ones; want within the first four pulls after the blocker", p)
+	}
+	if pos(normal) < pos(highs[5]) {
+		t.Errorf("normal job started before a queued high one: %v", order)
 	}
 }

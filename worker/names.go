@@ -6,7 +6,7 @@ import "github.com/transcoder/transcoder/job"
 const (
 	JobsStream     = "TRANSCODE_JOBS"
 	JobsSubjects   = "transcode.jobs.>"
-	ConsumerName   = "transcoders"
+	legacyConsumer = "transcoders"
 	EventsStream   = "TRANSCODE_EVENTS"
 	EventsSubjects = "transcode.events.>"
 	StateBucket    = "TRANSCODE_STATE"
@@ -20,6 +20,9 @@ func JobSubject(p job.Priority) string {
 	}
 	return "transcode.jobs." + string(p)
 }
+
+// ConsumerFor names the shared durable consumer of one priority's jobs.
+func ConsumerFor(p job.Priority) string { return "transcoders-" + string(p) }
 
 // EventSubject is the subject of a job's events.
 func EventSubject(id string) string { return "transcode.events." + id }

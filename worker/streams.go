@@ -2,12 +2,15 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/transcoder/transcoder/job"
 )
 
 // EnsureStreams creates or updates the jobs, events and dead-letter streams and the state
@@ -17,12 +20,14 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) (j
 	if err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        JobsStream,
 		Description: "transcode jobs: a work queue, one message per job, deduplicated by job id",
-		Subjects:    []string{JobsSubjects},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Duplicates:  10 * time.Minute,
-		MaxMsgSize:  1 << 20,
-		Replicas:    replicas,
+		// The three priorities exactly: a job on any other subject would match no consumer
+		// and wait forever, so its publish is refused instead.
+		Subjects:   []string{JobSubject(job.PriorityHigh), JobSubject(job.PriorityNormal), JobSubject(job.PriorityLow)},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Duplicates: 10 * time.Minute,
+		MaxMsgSize: 1 << 20,
+		Replicas:   replicas,
 	}); err != nil {
 		return nil, err
 	}
@@ -101,38 +106,54 @@ func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValu
 	return kv, nil
 }
 
-// ensureConsumer creates or updates the durable pull consumer shared by all workers. The
-// server's delivery limit is off: the worker counts deliveries itself, so a job Nak'ed at
-// shutdown on its last attempt is never stranded in the stream.
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, ackWait time.Duration, replicas int) (jetstream.Consumer, error) {
-	cfg := jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
-		Description:   "transcode workers, shared",
-		FilterSubject: JobsSubjects,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
-		MaxDeliver:    -1,
-		MaxAckPending: 10000,
-		Replicas:      replicas,
-	}
-	var c jetstream.Consumer
-	err := retry(ctx, func(ctx context.Context) error {
-		if have, err := js.Consumer(ctx, JobsStream, ConsumerName); err == nil {
-			hc := have.CachedInfo().Config
-			if hc.AckWait == cfg.AckWait && hc.FilterSubject == cfg.FilterSubject && hc.MaxDeliver == cfg.MaxDeliver &&
-				hc.MaxAckPending == cfg.MaxAckPending && hc.Replicas == cfg.Replicas {
-				c = have
-				return nil
-			}
+// ensureConsumers creates or updates the durable pull consumers shared by all workers, one per
+// priority, in the order high, normal, low. The server's delivery limit is off: the worker
+// counts deliveries itself, so a job Nak'ed at shutdown on its last attempt is never stranded
+// in the stream.
+func ensureConsumers(ctx context.Context, js jetstream.JetStream, ackWait time.Duration, replicas int) ([]jetstream.Consumer, error) {
+	// A work-queue stream takes no overlapping consumers: the single consumer of earlier
+	// versions, which took every priority, goes.
+	if err := retry(ctx, func(ctx context.Context) error {
+		err := js.DeleteConsumer(ctx, JobsStream, legacyConsumer)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil
 		}
-		var err error
-		c, err = js.CreateOrUpdateConsumer(ctx, JobsStream, cfg)
 		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", ConsumerName, err)
+	}); err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", legacyConsumer, err)
 	}
-	return c, nil
+	var out []jetstream.Consumer
+	for _, p := range []job.Priority{job.PriorityHigh, job.PriorityNormal, job.PriorityLow} {
+		cfg := jetstream.ConsumerConfig{
+			Durable:       ConsumerFor(p),
+			Description:   "transcode workers, shared: " + string(p) + " priority jobs",
+			FilterSubject: JobSubject(p),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       ackWait,
+			MaxDeliver:    -1,
+			MaxAckPending: 10000,
+			Replicas:      replicas,
+		}
+		var c jetstream.Consumer
+		err := retry(ctx, func(ctx context.Context) error {
+			if have, err := js.Consumer(ctx, JobsStream, cfg.Durable); err == nil {
+				hc := have.CachedInfo().Config
+				if hc.AckWait == cfg.AckWait && hc.FilterSubject == cfg.FilterSubject && hc.MaxDeliver == cfg.MaxDeliver &&
+					hc.MaxAckPending == cfg.MaxAckPending && hc.Replicas == cfg.Replicas {
+					c = have
+					return nil
+				}
+			}
+			var err error
+			c, err = js.CreateOrUpdateConsumer(ctx, JobsStream, cfg)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // retry runs fn until it succeeds or ctx is done, backing off from about 100 ms to 1 s with

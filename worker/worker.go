@@ -29,7 +29,14 @@ type Worker struct {
 	ring *bufpool.Pool
 	js   jetstream.JetStream
 	kv   jetstream.KeyValue
-	cons jetstream.Consumer
+	cons []jetstream.Consumer // one per priority: high, normal, low
+
+	// bell is rung (without blocking) by a subscription to the job subjects; pulls counts the
+	// jobs pulled, for pullOrder. Both belong to the fetch loop.
+	bell    chan struct{}
+	rung    atomic.Uint32 // bit i: queue i (high, normal, low) had a job published
+	bellSub *nats.Subscription
+	pulls   uint64
 
 	slots chan struct{}
 
@@ -106,9 +113,20 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	cons, err := ensureConsumer(ctx, w.js, w.cfg.AckWait, replicas)
+	cons, err := ensureConsumers(ctx, w.js, w.cfg.AckWait, replicas)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
+	}
+	w.bell = make(chan struct{}, 1)
+	w.bellSub, err = w.cfg.Conn.Subscribe(JobsSubjects, func(m *nats.Msg) {
+		w.rung.Or(1 << priorityIndex(m.Subject))
+		select {
+		case w.bell <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("worker: subscribe %s: %w", JobsSubjects, err)
 	}
 	w.kv, w.cons = kv, cons
 	var registry jetstream.KeyValue
@@ -164,8 +182,10 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	}
 	w.workStop(ErrShutdown)
 	<-w.advertDone
-	if uerr := w.cancelSub.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {
-		w.log.Warn("unsubscribe", "err", uerr)
+	for _, sub := range []*nats.Subscription{w.cancelSub, w.bellSub} {
+		if uerr := sub.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {
+			w.log.Warn("unsubscribe", "err", uerr)
+		}
 	}
 	w.log.Info("worker stopped", "ring_in_use", w.ring.Stats().InUse)
 	return err
@@ -248,11 +268,78 @@ func (w *Worker) fetchLoop() {
 	}
 }
 
+// priorityIndex is the queue (0 high, 1 normal, 2 low) of a job subject.
+func priorityIndex(subject string) uint {
+	switch subject {
+	case JobSubject(job.PriorityHigh):
+		return 0
+	case JobSubject(job.PriorityLow):
+		return 2
+	}
+	return 1
+}
+
+// lowEvery: one pull in lowEvery looks at the low queue first, so a stream of high and normal
+// jobs cannot starve low ones forever.
+const lowEvery = 5
+
+// pullOrder is the order in which the priority queues (indexes into Worker.cons: high,
+// normal, low) are tried for the n-th pull.
+func pullOrder(n uint64) [3]int {
+	if n%lowEvery == lowEvery-1 {
+		return [3]int{2, 1, 0}
+	}
+	return [3]int{0, 1, 2}
+}
+
+// fetchOne takes the next job, highest priority first (see pullOrder). It sweeps the queues
+// without waiting; when they are empty it waits for the doorbell (a job published) or
+// FetchWait (redeliveries ring no bell), and returns nil, nil if nothing came.
 func (w *Worker) fetchOne() (jetstream.Msg, error) {
-	ctx, cancel := context.WithTimeout(w.fetchCtx, w.cfg.FetchWait)
-	defer cancel()
-	batch, err := w.cons.Fetch(1, jetstream.FetchContext(ctx))
+	order := pullOrder(w.pulls)
+	deadline := time.NewTimer(w.cfg.FetchWait)
+	defer deadline.Stop()
+	var rung uint32
+	for {
+		for _, i := range order {
+			msg, err := w.pull(w.cons[i], 0)
+			if err == nil && msg == nil && rung&(1<<i) != 0 {
+				// The bell can ring before its job is stored: give that queue a moment.
+				msg, err = w.pull(w.cons[i], 25*time.Millisecond)
+			}
+			if err != nil || msg != nil {
+				if msg != nil {
+					w.pulls++
+				}
+				return msg, err
+			}
+		}
+		select {
+		case <-w.bell:
+			rung = w.rung.Swap(0)
+		case <-deadline.C:
+			return nil, nil
+		case <-w.fetchCtx.Done():
+			return nil, w.fetchCtx.Err()
+		}
+	}
+}
+
+// pull takes at most one message from c, waiting at most wait (0: only what is there now).
+func (w *Worker) pull(c jetstream.Consumer, wait time.Duration) (jetstream.Msg, error) {
+	var batch jetstream.MessageBatch
+	var err error
+	if wait == 0 {
+		batch, err = c.FetchNoWait(1)
+	} else {
+		ctx, cancel := context.WithTimeout(w.fetchCtx, wait)
+		defer cancel()
+		batch, err = c.Fetch(1, jetstream.FetchContext(ctx))
+	}
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrInvalidOption) {
+			return nil, nil // too little time left for a request: an empty answer
+		}
 		return nil, err
 	}
 	var msg jetstream.Msg

@@ -189,6 +189,12 @@ func (l *eventLog) of(id string) []job.Event {
 	return out
 }
 
+func (l *eventLog) snapshot() []job.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]job.Event(nil), l.all...)
+}
+
 func (l *eventLog) dump() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
