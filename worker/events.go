@@ -104,6 +104,15 @@ func (w *Worker) emit(ctx context.Context, r *run, ev job.Event) {
 }
 
 func publishJSON(ctx context.Context, js jetstream.JetStream, subject string, v any) error {
+	return withJSON(ctx, v, func(ctx context.Context, b []byte) error {
+		_, err := js.Publish(ctx, subject, b)
+		return err
+	})
+}
+
+// withJSON encodes v into a pooled buffer and hands it to send within publishTimeout; the
+// buffer goes back to the pool after send returns (the NATS client has copied it by then).
+func withJSON(ctx context.Context, v any, send func(context.Context, []byte) error) error {
 	bb := bytebufferpool.Get()
 	defer bytebufferpool.Put(bb)
 	if err := json.NewEncoder(bb).Encode(v); err != nil {
@@ -111,8 +120,7 @@ func publishJSON(ctx context.Context, js jetstream.JetStream, subject string, v 
 	}
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	_, err := js.Publish(ctx, subject, bb.B)
-	return err
+	return send(ctx, bb.B)
 }
 
 func (w *Worker) setStatus(ctx context.Context, r *run, state job.State, p *job.Progress, outs []job.OutputResult, fail ...*job.Failure) {
@@ -129,15 +137,10 @@ func (w *Worker) setStatus(ctx context.Context, r *run, state job.State, p *job.
 }
 
 func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
-	bb := bytebufferpool.Get()
-	defer bytebufferpool.Put(bb)
-	if err := json.NewEncoder(bb).Encode(v); err != nil {
+	return withJSON(ctx, v, func(ctx context.Context, b []byte) error {
+		_, err := kv.Put(ctx, key, b)
 		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
-	_, err := kv.Put(ctx, key, bb.B)
-	return err
+	})
 }
 
 func (w *Worker) status(ctx context.Context, id string) (*job.Status, error) {

@@ -101,13 +101,7 @@ func TestExternalNATSKilled(t *testing.T) {
 	startNATSServer(t, bin, addr, dir)
 	ev := e.events.waitFor(t, waitLong, "succeeded", func(ev job.Event) bool { return ev.JobID == id && ev.Type == job.EventSucceeded })
 	e.waitQueueEmpty(t)
-	n := 0
-	for _, x := range e.events.of(id) {
-		if x.Type == job.EventSucceeded {
-			n++
-		}
-	}
-	if n != 1 {
+	if n := e.events.count(id, job.EventSucceeded); n != 1 {
 		t.Errorf("%d succeeded events, want 1", n)
 	}
 	if d := durationOf(t, out); d < 19.5 {

@@ -1,10 +1,7 @@
 package worker_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -42,17 +39,10 @@ func TestStallWatchdog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig(e.nc, runner, e.presets, "stall", t.TempDir())
-	cfg.StallTimeout, cfg.Heartbeat, cfg.MaxDeliver = 1500*time.Millisecond, 300*time.Millisecond, 2
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	w, err := worker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.stopWorker(w) })
+	e.startWorker("stall", func(c *worker.Config) {
+		c.FFmpeg = runner
+		c.StallTimeout, c.Heartbeat, c.MaxDeliver = 1500*time.Millisecond, 300*time.Millisecond, 2
+	})
 	in := testenv.MakeClip(t, testenv.Clip{Seconds: 2})
 	id := e.submit(in, "h264-480p", filepath.Join(e.dir, "never.mp4"))
 	retry := e.events.waitFor(t, waitLong, "retrying", func(ev job.Event) bool { return ev.JobID == id && ev.Type == job.EventRetrying })
@@ -183,13 +173,7 @@ func TestNATSRestart(t *testing.T) {
 		t.Errorf("output %.2f s", d)
 	}
 	e.waitQueueEmpty(t)
-	n := 0
-	for _, x := range e.events.of(id) {
-		if x.Type == job.EventSucceeded {
-			n++
-		}
-	}
-	if n != 1 {
+	if n := e.events.count(id, job.EventSucceeded); n != 1 {
 		t.Errorf("%d succeeded events", n)
 	}
 	t.Logf("succeeded on attempt %d", ev.Attempt)
@@ -201,17 +185,7 @@ func TestNATSRestart(t *testing.T) {
 func TestScaledTimeout(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	cfg := testConfig(e.nc, e.runner, e.presets, "scaled", t.TempDir())
-	cfg.TimeoutFloor, cfg.TimeoutFactor = 100*time.Millisecond, 0.02
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	w, err := worker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.stopWorker(w) })
+	e.startWorker("scaled", func(c *worker.Config) { c.TimeoutFloor, c.TimeoutFactor = 100*time.Millisecond, 0.02 })
 	in := testenv.MakeClip(t, testenv.Clip{Seconds: 30, Size: "640x360"})
 	id := e.submit(in, "h264-480p", filepath.Join(e.dir, "scaled.mp4"))
 	ev := e.events.terminal(t, id)

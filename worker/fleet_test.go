@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -94,17 +93,7 @@ func TestMetricsAndRegistry(t *testing.T) {
 func TestPriorities(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	cfg := testConfig(e.nc, e.runner, e.presets, "one-slot", t.TempDir())
-	cfg.Slots = 1
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	w, err := worker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.stopWorker(w) })
+	e.startWorker("one-slot", func(c *worker.Config) { c.Slots = 1 })
 	long := testenv.MakeClip(t, testenv.Clip{Seconds: 20, Size: "640x360"})
 	short := testenv.MakeClip(t, testenv.Clip{Seconds: 1})
 	submit := func(in, name string, p job.Priority) string {

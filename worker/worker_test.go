@@ -73,13 +73,17 @@ func setupWith(t *testing.T, ns *natsembed.Server, nc *nats.Conn) *env {
 	return e
 }
 
-// startWorker starts an in-process worker; it is shut down (and checked) when the test ends.
-func (e *env) startWorker(id string) *worker.Worker {
+// startWorker starts an in-process worker with the test configuration, changed by tweaks; it
+// is shut down (and checked) when the test ends.
+func (e *env) startWorker(id string, tweaks ...func(*worker.Config)) *worker.Worker {
 	e.t.Helper()
 	cfg := testConfig(e.nc, e.runner, e.presets, id, e.t.TempDir())
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		cfg.Logger = slog.Default()
+	}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
 	}
 	w, err := worker.New(cfg)
 	if err != nil {
@@ -187,6 +191,17 @@ func (l *eventLog) of(id string) []job.Event {
 		}
 	}
 	return out
+}
+
+// count is how many events of type typ the job has had.
+func (l *eventLog) count(id string, typ job.EventType) int {
+	n := 0
+	for _, ev := range l.of(id) {
+		if ev.Type == typ {
+			n++
+		}
+	}
+	return n
 }
 
 func (l *eventLog) snapshot() []job.Event {
@@ -538,16 +553,8 @@ func childFFmpeg(t *testing.T, pid int) int {
 func TestMoovAtEnd(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	cfg := testConfig(e.nc, e.runner, e.presets, "spool", t.TempDir())
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	w, err := worker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.stopWorker(w) })
+	spoolDir := t.TempDir()
+	e.startWorker("spool", func(c *worker.Config) { c.SpoolDir = spoolDir })
 	in := testenv.MakeClip(t, testenv.Clip{Seconds: 4, MoovAtEnd: true})
 	ex, err := worker.Explain(context.Background(), e.runner, e.presets, &job.Job{Input: "file://" + in, Preset: "h264-480p", Outputs: []job.Output{{URL: "file:///tmp/x.mp4"}}}, job.Limits{})
 	if err != nil || !ex.Spooled {
@@ -561,7 +568,7 @@ func TestMoovAtEnd(t *testing.T) {
 	if d := durationOf(t, out); d < 3.9 {
 		t.Errorf("duration %.2f, want 4", d)
 	}
-	left, _ := filepath.Glob(filepath.Join(cfg.SpoolDir, "*"))
+	left, _ := filepath.Glob(filepath.Join(spoolDir, "*"))
 	if len(left) > 0 {
 		t.Errorf("spool files left: %v", left)
 	}
