@@ -11,10 +11,12 @@ if [ ! -s "$sample" ]; then
     -f lavfi -i sine=frequency=440:sample_rate=48000 -t 10 \
     -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -movflags +faststart "$sample"
 fi
-"$bin" worker --listen "$listen" --data "$data/nats" &
+# The worker runs in a session of its own, so Ctrl-C reaches it once: forwarded by this script.
+setsid "$bin" worker --listen "$listen" --data "$data/nats" &
 worker=$!
-trap 'kill -TERM $worker 2>/dev/null; wait $worker 2>/dev/null || true' EXIT
-trap 'exit 0' INT TERM
+stop() { kill -INT "$worker" 2>/dev/null; wait "$worker" 2>/dev/null || true; }
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${listen%:*}/${listen##*:}") 2>/dev/null && break; sleep 0.1; done
 out="$PWD/$data/out/sample-720p.mp4"
 echo "submitting $sample (preset h264-720p)"
