@@ -1,10 +1,8 @@
 package worker_test
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"syscall"
 	"testing"
@@ -13,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
-	"github.com/transcoder/transcoder/configs"
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/internal/testenv"
 	"github.com/transcoder/transcoder/job"
@@ -40,46 +37,20 @@ func TestMain(m *testing.M) {
 }
 
 func helperWorker(url, id string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer nc.Close()
-	presets, _ := job.ParsePresets(configs.Presets)
-	runner, err := ffmpeg.New(ffmpeg.Config{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	cfg := testConfig(nc, runner, presets, id, os.TempDir())
-	if n, err := strconv.Atoi(os.Getenv("TRANSCODER_TEST_MAX_DELIVER")); err == nil {
-		cfg.MaxDeliver = n
-	}
-	die := func(string) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
-	switch os.Getenv("TRANSCODER_TEST_DIE") {
-	case "before-ack": // outputs committed, state and event out, no ack
-		cfg.Hooks.BeforeAck = die
-	case "before-event": // outputs committed, state out, no event, no ack
-		cfg.Hooks.AfterState = die
-	}
-	w, err := worker.New(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := w.Start(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Println("ready")
-	<-ctx.Done()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = w.Shutdown(sctx)
-	return 0
+	return testenv.ServeWorker(url, func(nc *nats.Conn, runner *ffmpeg.Runner, presets job.Presets) worker.Config {
+		cfg := testConfig(nc, runner, presets, id, os.TempDir())
+		if n, err := strconv.Atoi(os.Getenv("TRANSCODER_TEST_MAX_DELIVER")); err == nil {
+			cfg.MaxDeliver = n
+		}
+		die := func(string) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+		switch os.Getenv("TRANSCODER_TEST_DIE") {
+		case "before-ack": // outputs committed, state and event out, no ack
+			cfg.Hooks.BeforeAck = die
+		case "before-event": // outputs committed, state out, no event, no ack
+			cfg.Hooks.AfterState = die
+		}
+		return cfg
+	})
 }
 
 // testConfig is a worker tuned for tests: short ack wait and quick retries, so redelivery after

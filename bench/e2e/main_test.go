@@ -4,18 +4,13 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
-	"github.com/transcoder/transcoder/configs"
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/internal/testenv"
 	"github.com/transcoder/transcoder/job"
@@ -42,33 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 func workerProcess(url string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer nc.Close()
-	presets, _ := job.ParsePresets(configs.Presets)
-	runner, err := ffmpeg.New(ffmpeg.Config{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	w, err := worker.New(worker.Config{Conn: nc, FFmpeg: runner, Presets: presets, ID: "rss", Slots: 1, Logger: quietLogger()})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := w.Start(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Println("ready")
-	<-ctx.Done()
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = w.Shutdown(sctx)
-	return 0
+	return testenv.ServeWorker(url, func(nc *nats.Conn, runner *ffmpeg.Runner, presets job.Presets) worker.Config {
+		return worker.Config{Conn: nc, FFmpeg: runner, Presets: presets, ID: "rss", Slots: 1, Logger: quietLogger()}
+	})
 }
