@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"fmt"
 	"os"
 	"strconv"
 	"syscall"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"go.uber.org/goleak"
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/internal/testenv"
@@ -25,15 +23,7 @@ func TestMain(m *testing.M) {
 	if url := os.Getenv(helperEnv); url != "" {
 		os.Exit(helperWorker(url, os.Getenv("TRANSCODER_TEST_WORKER_ID")))
 	}
-	code := m.Run()
-	testenv.Cleanup()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testenv.Main(m))
 }
 
 func helperWorker(url, id string) int {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
 
 	"github.com/transcoder/transcoder/natsembed"
 )
@@ -141,4 +142,18 @@ func Probe(t testing.TB, path, entries string, stream string) string {
 		t.Fatalf("ffprobe %s: %v", path, err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// Main runs a package's tests, removes the generated media, and then fails the run if any
+// goroutine was leaked: the TestMain of every package that uses testenv.
+func Main(m *testing.M) int {
+	code := m.Run()
+	Cleanup()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	return code
 }
