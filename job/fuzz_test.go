@@ -207,8 +207,12 @@ func checkLocation(t *testing.T, s string) {
 		// The raw string is checked for NUL, CR and LF, but a file URL is %-decoded after
 		// that check: "file:///a%00b" must not become a path with a NUL in it.
 		t.Errorf("ParseLocation(%q) = path %q, which holds a control character", s, loc.Path)
+	case loc.Scheme != "file" && loc.Scheme != "http" && loc.Scheme != "https" && loc.Scheme != "nats" && loc.Scheme != "s3":
+		t.Errorf("ParseLocation(%q) scheme %q, want file, http(s), nats or s3", s, loc.Scheme)
 	case loc.Scheme != "file":
-		t.Errorf("ParseLocation(%q) scheme %q, want file", s, loc.Scheme)
+		if loc.String() != s {
+			t.Errorf("ParseLocation(%q).String() = %q, want the URL as given", s, loc.String())
+		}
 	case !filepath.IsAbs(loc.Path):
 		t.Errorf("ParseLocation(%q) = %q, not absolute", s, loc.Path)
 	case filepath.Clean(loc.Path) != loc.Path:

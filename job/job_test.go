@@ -100,7 +100,10 @@ func TestValidate(t *testing.T) {
 		{"data", func(j *job.Job) { j.Input = "data:video/mp4;base64,AAAA" }, "input"},
 		{"dash", func(j *job.Job) { j.Input = "-i" }, "input"},
 		{"file host", func(j *job.Job) { j.Input = "file://evil/a.mp4" }, "input"},
-		{"http not yet", func(j *job.Job) { j.Input = "http://example.com/a.mp4" }, "input"},
+		{"ftp scheme", func(j *job.Job) { j.Input = "ftp://example.com/a.mp4" }, "input"},
+		{"nats without key", func(j *job.Job) { j.Input = "nats://bucket/" }, "input"},
+		{"s3 key with dot-dot", func(j *job.Job) { j.Input = "s3://bucket/a/../b.mp4" }, "input"},
+		{"http with credentials", func(j *job.Job) { j.Input = "http://user:pw@example.com/a.mp4" }, "input"},
 		{"unknown preset", func(j *job.Job) { j.Preset = "nope" }, "preset"},
 		{"no outputs", func(j *job.Job) { j.Outputs = nil }, "outputs"},
 		{"too many outputs", func(j *job.Job) {

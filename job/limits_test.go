@@ -36,7 +36,6 @@ func TestValidateRefusesFFmpegSyntax(t *testing.T) {
 		"crypto":            "crypto:/in/a.mp4",
 		"crypto+http":       "crypto+http://127.0.0.1/a.mp4",
 		"tee":               "tee:/a.mp4|/b.mp4",
-		"http":              "http://127.0.0.1/a.mp4",
 		"hls+http":          "hls+http://127.0.0.1/a.m3u8",
 		"file with host":    "file://127.0.0.1/in/a.mp4",
 		"relative":          "in/a.mp4",

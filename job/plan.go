@@ -73,6 +73,9 @@ type ResolvedOutput struct {
 	Container string
 	Video     *Video
 	Audio     *Audio
+	// Ladder and Segment are set for hls and dash outputs (Video is nil then).
+	Ladder  []Rung
+	Segment time.Duration
 }
 
 // Resolve applies presets to output i: fields set on the output win over its preset, which wins
@@ -98,6 +101,28 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 	container := p.Container
 	if o.Container != "" {
 		container = o.Container
+	}
+	if IsLadder(container) || IsLadder(p.Container) {
+		if o.Container != "" && p.Container != "" && o.Container != p.Container {
+			return ResolvedOutput{}, &FieldError{f + ".container", fmt.Sprintf("%q cannot change the container of ladder preset %q", o.Container, name)}
+		}
+		if o.Video != nil {
+			return ResolvedOutput{}, &FieldError{f + ".video", "a ladder's renditions come from its preset's rungs (add your own with --presets FILE)"}
+		}
+		rungs := p.Ladder
+		if o.NoVideo {
+			rungs = nil
+		}
+		audio := overlayAudio(p.Audio, o.Audio)
+		if o.NoAudio {
+			audio = nil
+		}
+		r, err := resolveLadder(container, rungs, audio, p.segment(), f)
+		if err != nil {
+			return ResolvedOutput{}, err
+		}
+		r.Location = loc
+		return r, nil
 	}
 	video := overlayVideo(p.Video, o.Video)
 	audio := overlayAudio(p.Audio, o.Audio)
@@ -334,45 +359,142 @@ func contains(list []string, s string) bool {
 //     stream specifier for the default disposition, and the argv is built before the probe.)
 //   - Speed: hevc defaults to x265 "fast" and av1 to SVT-AV1 preset 8 when no preset is set.
 //   - Length: bounded by Limits (MaxDuration on the probe and as -t on every output).
+//   - Ladders (hls, dash): the rungs that do not upscale the input (KeptRungs), each a CMAF
+//     stream with keyframes forced at every segment boundary, fed from one decode through one
+//     split filter graph; plus one audio rendition when the input has audio. This is the one
+//     plan that needs the probe first (NeedsProbe).
 func (j *Job) Plan(presets Presets, in ffmpeg.Input, lim Limits) (ffmpeg.Spec, error) {
+	mp, err := j.PlanMedia(presets, in, lim, nil)
+	if err != nil {
+		return ffmpeg.Spec{}, err
+	}
+	return mp.Spec, nil
+}
+
+// MediaPlan is a job's ffmpeg run and where each of its outputs goes.
+type MediaPlan struct {
+	Spec ffmpeg.Spec
+	// Outputs has one entry per job output, in order.
+	Outputs []PlannedOutput
+}
+
+// PlannedOutput maps one job output to the ffmpeg outputs that make it.
+type PlannedOutput struct {
+	Resolved ResolvedOutput
+	// Spec holds the indexes into Spec.Outputs: one for a plain output; for a ladder one per
+	// rendition, in the order of Renditions.
+	Spec       []int
+	Renditions []Rendition // ladders only
+}
+
+// Rendition is one stream of a ladder.
+type Rendition struct {
+	Name  string // the rung's name, or "audio"
+	Video *Video // nil for the audio rendition
+}
+
+// NeedsProbe reports whether the plan depends on the input's probe: a ladder's rungs do.
+func (j *Job) NeedsProbe(presets Presets) bool {
+	for i := range j.Outputs {
+		if r, err := j.Resolve(i, presets); err == nil && IsLadder(r.Container) {
+			return true
+		}
+	}
+	return false
+}
+
+// PlanMedia is Plan with the input's probe, which ladders need (NeedsProbe); probe may be nil
+// for jobs that need none.
+func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffmpeg.ProbeResult) (*MediaPlan, error) {
 	lim = lim.WithDefaults()
-	spec := ffmpeg.Spec{Input: in, MaxPixels: lim.MaxPixels}
+	mp := &MediaPlan{Spec: ffmpeg.Spec{Input: in, MaxPixels: lim.MaxPixels}}
 	for i := range j.Outputs {
 		r, err := j.Resolve(i, presets)
 		if err != nil {
-			return spec, err
+			return nil, err
+		}
+		po := PlannedOutput{Resolved: r}
+		if IsLadder(r.Container) {
+			if probe == nil {
+				return nil, fmt.Errorf("job: plan: output %d is a ladder: it needs the input's probe", i)
+			}
+			vs, hasVideo := probe.Video()
+			_, hasAudio := probe.Audio()
+			var rungs []Rung
+			if hasVideo {
+				w, h, err := displaySize(vs)
+				if err != nil {
+					return nil, err
+				}
+				rungs = KeptRungs(r.Ladder, w, h)
+			}
+			for _, rung := range rungs {
+				out := ffmpeg.Output{Container: "mp4", Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes, Segment: r.Segment, Video: planVideo(rung.Video)}
+				po.Spec = append(po.Spec, len(mp.Spec.Outputs))
+				po.Renditions = append(po.Renditions, Rendition{Name: rung.Name, Video: rung.Video})
+				mp.Spec.Outputs = append(mp.Spec.Outputs, out)
+			}
+			if r.Audio != nil && hasAudio {
+				out := ffmpeg.Output{Container: "mp4", Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes, Segment: r.Segment, Audio: planAudio(r.Audio)}
+				po.Spec = append(po.Spec, len(mp.Spec.Outputs))
+				po.Renditions = append(po.Renditions, Rendition{Name: "audio"})
+				mp.Spec.Outputs = append(mp.Spec.Outputs, out)
+			}
+			if len(po.Spec) == 0 {
+				return nil, fmt.Errorf("%w: output %d: the ladder has no rendition for this input", ErrUnsupportedMedia, i)
+			}
+			// Decoded once, scaled per rung: the frames are split in one graph.
+			mp.Spec.SplitVideo = mp.Spec.SplitVideo || len(rungs) > 1
+			mp.Outputs = append(mp.Outputs, po)
+			continue
 		}
 		// The caps are ffmpeg's too: an input that probed short but plays for hours (a
 		// timestamp gap) still cannot make an output longer or larger than the limits.
 		out := ffmpeg.Output{Container: r.Container, Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes}
 		if r.Video != nil {
-			v := &ffmpeg.Video{
-				Codec: videoEncoders[r.Video.Codec], CRF: r.Video.CRF, Preset: r.Video.Preset,
-				Bitrate: r.Video.Bitrate, MaxRate: r.Video.MaxRate, BufSize: r.Video.BufSize,
-				FPS: r.Video.FPS, GOP: r.Video.GOP, Profile: r.Video.Profile, PixFmt: r.Video.PixFmt,
-			}
-			if v.Codec != "copy" {
-				v.Width, v.Height, v.Fit = r.Video.Width, r.Video.Height, true
-				if v.PixFmt == "" {
-					v.PixFmt = "yuv420p"
-				}
-				if v.Preset == "" {
-					v.Preset = defaultSpeed[r.Video.Codec]
-				}
-				v.Deinterlace = true
-			}
-			out.Video = v
+			out.Video = planVideo(r.Video)
 		}
 		if r.Audio != nil {
-			a := &ffmpeg.Audio{Codec: audioEncoders[r.Audio.Codec], Bitrate: r.Audio.Bitrate, Channels: r.Audio.Channels, SampleRate: r.Audio.SampleRate, AllTracks: r.Audio.AllTracks}
-			if a.Codec != "copy" && a.Channels == 0 {
-				a.Channels = 2
-			}
-			out.Audio = a
+			out.Audio = planAudio(r.Audio)
 		}
-		spec.Outputs = append(spec.Outputs, out)
+		po.Spec = []int{len(mp.Spec.Outputs)}
+		mp.Spec.Outputs = append(mp.Spec.Outputs, out)
+		mp.Outputs = append(mp.Outputs, po)
 	}
-	return spec, nil
+	if mp.Spec.SplitVideo {
+		// The split graph names the video stream, which must then exist.
+		if _, ok := probe.Video(); !ok {
+			mp.Spec.SplitVideo = false
+		}
+	}
+	return mp, nil
+}
+
+func planVideo(rv *Video) *ffmpeg.Video {
+	v := &ffmpeg.Video{
+		Codec: videoEncoders[rv.Codec], CRF: rv.CRF, Preset: rv.Preset,
+		Bitrate: rv.Bitrate, MaxRate: rv.MaxRate, BufSize: rv.BufSize,
+		FPS: rv.FPS, GOP: rv.GOP, Profile: rv.Profile, PixFmt: rv.PixFmt,
+	}
+	if v.Codec != "copy" {
+		v.Width, v.Height, v.Fit = rv.Width, rv.Height, true
+		if v.PixFmt == "" {
+			v.PixFmt = "yuv420p"
+		}
+		if v.Preset == "" {
+			v.Preset = defaultSpeed[rv.Codec]
+		}
+		v.Deinterlace = true
+	}
+	return v
+}
+
+func planAudio(ra *Audio) *ffmpeg.Audio {
+	a := &ffmpeg.Audio{Codec: audioEncoders[ra.Codec], Bitrate: ra.Bitrate, Channels: ra.Channels, SampleRate: ra.SampleRate, AllTracks: ra.AllTracks}
+	if a.Codec != "copy" && a.Channels == 0 {
+		a.Channels = 2
+	}
+	return a
 }
 
 // CheckMedia refuses inputs the job cannot use: no audio or video stream, more streams than
@@ -410,7 +532,8 @@ func (j *Job) CheckMedia(presets Presets, probe *ffmpeg.ProbeResult, lim Limits)
 		if err != nil {
 			return err
 		}
-		if (r.Video == nil || !hasVideo) && (r.Audio == nil || !hasAudio) {
+		video := r.Video != nil || len(r.Ladder) > 0
+		if (!video || !hasVideo) && (r.Audio == nil || !hasAudio) {
 			return fmt.Errorf("%w: output %d wants %s, the input has none", ErrUnsupportedMedia, i, wants(r))
 		}
 	}

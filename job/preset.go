@@ -4,17 +4,47 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
 // Preset is a named recipe for one output: container, video and audio. A nil Video means an
 // audio-only output; a nil Audio means a silent one.
+//
+// A preset whose container is hls or dash is an adaptive-bitrate ladder: Ladder lists its video
+// renditions (largest first), Audio its one audio rendition, Segment the segment length.
 type Preset struct {
-	Description string `yaml:"description"`
-	Container   string `yaml:"container"`
-	Video       *Video `yaml:"video"`
-	Audio       *Audio `yaml:"audio"`
+	Description string  `yaml:"description"`
+	Container   string  `yaml:"container"`
+	Video       *Video  `yaml:"video"`
+	Audio       *Audio  `yaml:"audio"`
+	Ladder      []Rung  `yaml:"ladder"`
+	Segment     float64 `yaml:"segment"` // seconds; ladders only; default 4
+}
+
+// segment is the preset's segment length, or the default.
+func (p Preset) segment() time.Duration {
+	if p.Segment == 0 {
+		return DefaultSegment
+	}
+	return time.Duration(p.Segment * float64(time.Second))
+}
+
+// check validates the preset as a whole.
+func (p Preset) check(field string) error {
+	if IsLadder(p.Container) {
+		if p.Video != nil {
+			return &FieldError{field + ".video", "a ladder's video is its rungs (ladder:)"}
+		}
+		_, err := resolveLadder(p.Container, p.Ladder, p.Audio, p.segment(), field)
+		return err
+	}
+	if len(p.Ladder) > 0 || p.Segment != 0 {
+		return &FieldError{field + ".ladder", "ladder and segment are for hls and dash presets"}
+	}
+	_, err := resolved(p.Container, p.Video, p.Audio, field)
+	return err
 }
 
 // Presets maps preset names to presets.
@@ -37,7 +67,7 @@ func ParsePresets(data []byte) (Presets, error) {
 		if !ValidID(name) {
 			return nil, fmt.Errorf("job: presets: %q: names are letters, digits, '-' and '_'", name)
 		}
-		if _, err := resolved(p.Container, p.Video, p.Audio, "presets."+name); err != nil {
+		if err := p.check("presets." + name); err != nil {
 			return nil, err
 		}
 	}
@@ -69,6 +99,22 @@ func (p Presets) Merge(other Presets) Presets {
 // Summary is one line saying what the preset produces, for `transcoder presets`.
 func (p Preset) Summary() string {
 	s := p.Container
+	if IsLadder(p.Container) {
+		s += fmt.Sprintf(" ladder, %s segments (CMAF):", p.segment())
+		for i, r := range p.Ladder {
+			if i > 0 {
+				s += ","
+			}
+			s += fmt.Sprintf(" %s %s %dx%d", r.Name, r.Video.Codec, r.Video.Width, r.Video.Height)
+			if r.Video.Bitrate != "" {
+				s += " " + r.Video.Bitrate
+			}
+		}
+		if p.Audio != nil {
+			s += fmt.Sprintf("; audio %s %s", p.Audio.Codec, p.Audio.Bitrate)
+		}
+		return s + "; rungs above the input's size are skipped"
+	}
 	if p.Video != nil && p.Video.Codec == "copy" {
 		s += ", video copied"
 	} else if p.Video != nil {

@@ -38,7 +38,10 @@ const (
 	maxIDLen     = 128
 )
 
-var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+var (
+	idRe     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+	bucketRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+)
 
 // ValidID reports whether id can name a job: it is used as a NATS subject token, a KV key and
 // part of temporary file names, so it is restricted to letters, digits, '-' and '_'.
@@ -80,13 +83,13 @@ func (j *Job) Validate(presets Presets) error {
 		if err != nil {
 			return &FieldError{f + ".url", err.Error()}
 		}
-		if seen[loc.Path] {
+		if seen[loc.String()] {
 			return &FieldError{f + ".url", "same as another output"}
 		}
-		if loc.Path == in.Path {
+		if loc.String() == in.String() {
 			return &FieldError{f + ".url", "same as the input"}
 		}
-		seen[loc.Path] = true
+		seen[loc.String()] = true
 		if _, err := j.Resolve(i, presets); err != nil {
 			return err
 		}
@@ -110,21 +113,34 @@ func (j *Job) Validate(presets Presets) error {
 	return nil
 }
 
-// Location is a parsed input or output URL. Only local files are supported by this version;
-// the scheme is kept so that other stores can be added without changing the job format.
+// Location is a parsed input or output URL: a local file, or a URL of a remote store
+// (http, https, nats object store, s3) that the worker's storage opens.
 type Location struct {
-	Scheme string // "file"
-	Path   string // absolute, cleaned
+	Scheme string // "file", "http", "https", "nats", "s3"
+	Path   string // file: absolute and cleaned; nats/s3: the key
+	// Host is the http(s) host, or the nats/s3 bucket.
+	Host string
+	raw  string // remote URLs as given
 }
 
-// String returns the location as a file:// URL.
-func (l Location) String() string { return (&url.URL{Scheme: l.Scheme, Path: l.Path}).String() }
+// String returns the location as a URL: file:///abs/path for files, the URL as given otherwise.
+func (l Location) String() string {
+	if l.Scheme != "file" {
+		return l.raw
+	}
+	return (&url.URL{Scheme: l.Scheme, Path: l.Path}).String()
+}
+
+// IsFile reports whether the location is on the local disk.
+func (l Location) IsFile() bool { return l.Scheme == "file" }
 
 // ffmpegProtocols are the ffmpeg URL forms a job could try to smuggle in, named so the error
 // says what was refused. Every other scheme is refused too; these get a clearer message.
 var ffmpegProtocols = []string{"concat:", "concatf:", "subfile,", "subfile:", "data:", "pipe:", "fd:", "crypto:", "crypto+", "cache:", "async:", "tee:"}
 
-// ParseLocation accepts "file:///abs/path" or an absolute path. Anything ffmpeg could read as a
+// ParseLocation accepts "file:///abs/path", an absolute path, http(s)://HOST/PATH,
+// nats://BUCKET/KEY and s3://BUCKET/KEY (syntax only: which hosts and directories a worker
+// may reach is its storage configuration's call, at the time it connects). Anything ffmpeg could read as a
 // protocol or an option (concat:, subfile,, data:, ffmpeg's file:path without "//", a leading
 // '-') and relative paths are refused: the worker, not ffmpeg, opens inputs and outputs, and
 // ffmpeg only ever gets pipes and spool files.
@@ -170,9 +186,33 @@ func ParseLocation(s string) (Location, error) {
 			return Location{}, errors.New("contains control characters")
 		}
 		return Location{Scheme: "file", Path: filepath.Clean(u.Path)}, nil
-	case "http", "https", "nats", "s3":
-		return Location{}, fmt.Errorf("scheme %q is not supported by this worker yet (use file://)", u.Scheme)
+	case "http", "https":
+		if u.Host == "" || u.Hostname() == "" {
+			return Location{}, errors.New("http URL without a host")
+		}
+		if u.User != nil {
+			return Location{}, errors.New("credentials in the URL are not allowed (use a presigned URL or the worker's configuration)")
+		}
+		if strings.ContainsFunc(u.Path, unicode.IsControl) {
+			return Location{}, errors.New("contains control characters")
+		}
+		return Location{Scheme: strings.ToLower(u.Scheme), Host: u.Host, Path: u.Path, raw: s}, nil
+	case "nats", "s3":
+		if !bucketRe.MatchString(u.Host) {
+			return Location{}, fmt.Errorf("%s URL needs a bucket: %s://BUCKET/KEY (bucket: letters, digits, '-', '_', '.')", u.Scheme, u.Scheme)
+		}
+		key := strings.TrimPrefix(u.Path, "/")
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Port() != "" {
+			return Location{}, fmt.Errorf("%s URL is %s://BUCKET/KEY, with nothing else", u.Scheme, u.Scheme)
+		}
+		if strings.ContainsFunc(key, unicode.IsControl) {
+			return Location{}, errors.New("contains control characters")
+		}
+		if key == "" || strings.Contains("/"+key+"/", "/../") || strings.Contains("/"+key+"/", "/./") || strings.Contains(key, "//") {
+			return Location{}, fmt.Errorf("%s URL needs a key without empty, '.' or '..' parts: %s://BUCKET/KEY", u.Scheme, u.Scheme)
+		}
+		return Location{Scheme: strings.ToLower(u.Scheme), Host: u.Host, Path: key, raw: s}, nil
 	default:
-		return Location{}, fmt.Errorf("scheme %q is not supported", u.Scheme)
+		return Location{}, fmt.Errorf("scheme %q is not supported (file, http, https, nats, s3)", u.Scheme)
 	}
 }
