@@ -68,6 +68,14 @@ type Output struct {
 	// gap ffmpeg fills with duplicated frames) can make the worker write. Fragmented mp4 is
 	// written a fragment (one GOP) at a time, so it can overshoot by one fragment.
 	MaxBytes int64
+	// Segment > 0 makes the output a CMAF stream (fragmented mp4 only) to be cut into segments
+	// of this length: keyframes are forced at every multiple of Segment, at the same instants in
+	// every output of the run, so renditions of a ladder switch cleanly; scene-cut keyframes are
+	// off so that fragments (one per keyframe) line up with segments.
+	Segment time.Duration
+	// Images, when set, makes the output a stream of JPEG images (thumbnails: a poster, frames
+	// or a sprite sheet, see Images); Container, Video and Audio must then be empty.
+	Images *Images
 }
 
 // Spec is one ffmpeg run: one input, one or more outputs.
@@ -75,6 +83,11 @@ type Spec struct {
 	Input     Input
 	Outputs   []Output
 	MaxPixels int64 // 0 = no limit; decoder refuses larger frames
+	// SplitVideo decodes the video once and splits the decoded frames in one filter graph
+	// (-filter_complex ... split=N) among the outputs that encode video, instead of a filter
+	// chain per output: a deinterlace every output asks for runs once. The input must have a
+	// video stream (the graph names 0:v:0, which is not optional there): set it after a probe.
+	SplitVideo bool
 }
 
 // MaxOutputs bounds the number of outputs (and so of pipes) of one run.
@@ -186,11 +199,55 @@ func (s Spec) args(threads int) ([]string, error) {
 		a = append(a, "-max_pixels", strconv.FormatInt(s.MaxPixels, 10))
 	}
 	a = append(a, inputArgs(s.Input)...)
+	labels := make([]string, len(s.Outputs))
+	if s.SplitVideo {
+		var graph string
+		graph, labels = splitGraph(s.Outputs)
+		if graph != "" {
+			a = append(a, "-filter_complex", graph)
+		}
+	}
 	for i, o := range s.Outputs {
-		a = appendOutput(a, o, threads)
+		a = appendOutput(a, o, threads, labels[i])
 		a = append(a, "pipe:"+strconv.Itoa(OutputFD(i)))
 	}
 	return a, nil
+}
+
+// splitGraph is the -filter_complex that decodes the video once and feeds each encoding
+// output its own chain: [0:v:0]yadif,split=N[s0]..;[s0]scale..[v0];... labels[i] is the
+// output's pad, "" for outputs that do not encode video.
+func splitGraph(outs []Output) (string, []string) {
+	labels := make([]string, len(outs))
+	var idx []int
+	deint := true
+	for i, o := range outs {
+		if o.Video != nil && o.Video.Codec != "copy" {
+			idx = append(idx, i)
+			deint = deint && o.Video.Deinterlace
+		}
+	}
+	if len(idx) == 0 {
+		return "", labels
+	}
+	var b strings.Builder
+	b.WriteString("[0:v:0]")
+	if deint {
+		b.WriteString("yadif=deint=interlaced,")
+	}
+	b.WriteString("split=" + strconv.Itoa(len(idx)))
+	for k := range idx {
+		b.WriteString("[s" + strconv.Itoa(k) + "]")
+	}
+	for k, i := range idx {
+		v := *outs[i].Video
+		if deint {
+			v.Deinterlace = false // done before the split
+		}
+		labels[i] = "v" + strconv.Itoa(k)
+		b.WriteString(";[s" + strconv.Itoa(k) + "]" + strings.Join(videoFilters(&v), ",") + "[" + labels[i] + "]")
+	}
+	return b.String(), labels
 }
 
 // inputArgs are the whitelists and the input itself; shared with ffprobe.
@@ -207,8 +264,16 @@ func inputArgs(in Input) []string {
 	return append(a, "-i", url)
 }
 
-func appendOutput(a []string, o Output, threads int) []string {
-	if o.Video != nil {
+// appendOutput adds output o's options; label, when set, is the filter graph pad its video
+// comes from (see SplitVideo).
+func appendOutput(a []string, o Output, threads int, label string) []string {
+	if o.Images != nil {
+		return appendImageCaps(appendImages(a, o.Images, threads), o)
+	}
+	switch {
+	case label != "":
+		a = append(a, "-map", "["+label+"]")
+	case o.Video != nil:
 		a = append(a, "-map", "0:v:0?")
 	}
 	if o.Audio != nil {
@@ -221,10 +286,16 @@ func appendOutput(a []string, o Output, threads int) []string {
 	if v := o.Video; v != nil {
 		a = append(a, "-c:v", v.Codec)
 		if v.Codec != "copy" {
-			a = appendVideoEncode(a, v)
+			if label == "" {
+				a = append(a, "-vf", strings.Join(videoFilters(v), ","))
+			}
+			a = appendVideoEncode(a, v, o.Segment)
 			if threads > 0 {
 				a = append(a, "-threads", strconv.Itoa(threads))
 			}
+		}
+		if o.Segment > 0 && v.Codec != "copy" {
+			a = appendForcedKeyframes(a, v.Codec, o.Segment)
 		}
 		if v.Codec == "libx265" && (o.Container == "mp4" || o.Container == "m4a") {
 			// Apple players (QuickTime, Safari, iOS) play HEVC in mp4 only as hvc1 (parameter
@@ -254,10 +325,41 @@ func appendOutput(a []string, o Output, threads int) []string {
 	if o.MaxBytes > 0 {
 		a = append(a, "-fs", strconv.FormatInt(o.MaxBytes, 10))
 	}
-	return append(a, containerArgs[o.Container]...)
+	return appendContainer(a, o)
 }
 
-func appendVideoEncode(a []string, v *Video) []string {
+// appendContainer adds the muxer arguments. A fragmented mp4 is cut at video keyframes; one
+// without video would be a single fragment written at the very end (ffmpeg holding all of it
+// in memory), so audio-only outputs are cut every second instead.
+func appendContainer(a []string, o Output) []string {
+	isMP4 := o.Container == "mp4" || o.Container == "m4a"
+	if !isMP4 {
+		return append(a, containerArgs[o.Container]...)
+	}
+	flags := "+frag_keyframe+empty_moov+default_base_moof"
+	if o.Video == nil {
+		flags = "+empty_moov+default_base_moof"
+		a = append(a, "-frag_duration", "1000000")
+	}
+	if o.Segment > 0 {
+		flags += "+cmaf"
+	}
+	return append(a, containerArgs[o.Container][0], containerArgs[o.Container][1], "-movflags", flags)
+}
+
+// appendForcedKeyframes puts a keyframe at every multiple of seg (and nowhere else the encoder
+// can be told not to), so every rendition of a ladder has its segment boundaries at the same
+// instants.
+func appendForcedKeyframes(a []string, codec string, seg time.Duration) []string {
+	a = append(a, "-force_key_frames", "expr:gte(t,n_forced*"+strconv.FormatFloat(seg.Seconds(), 'f', -1, 64)+")")
+	if codec == "libx264" {
+		a = append(a, "-sc_threshold", "0")
+	}
+	return a
+}
+
+// videoFilters is the chain that turns decoded frames into what the encoder of v takes.
+func videoFilters(v *Video) []string {
 	var filters []string
 	if v.Deinterlace {
 		// Only frames flagged interlaced are touched; progressive ones pass through.
@@ -286,8 +388,10 @@ func appendVideoEncode(a []string, v *Video) []string {
 	if pix == "" {
 		pix = "yuv420p"
 	}
-	filters = append(filters, "format="+pix)
-	a = append(a, "-vf", strings.Join(filters, ","))
+	return append(filters, "format="+pix)
+}
+
+func appendVideoEncode(a []string, v *Video, seg time.Duration) []string {
 	if v.FPS > 0 {
 		a = append(a, "-fps_mode", "cfr")
 	} else {
@@ -332,7 +436,11 @@ func appendVideoEncode(a []string, v *Video) []string {
 	}
 	if v.Codec == "libx265" {
 		// x265 logs its own banner and statistics at info level, past ffmpeg's -loglevel.
-		a = append(a, "-x265-params", "log-level=error")
+		params := "log-level=error"
+		if seg > 0 {
+			params += ":scenecut=0"
+		}
+		a = append(a, "-x265-params", params)
 	}
 	return a
 }
@@ -362,6 +470,9 @@ func (s Spec) validate() error {
 }
 
 func (o Output) validate(field string) error {
+	if o.Images != nil {
+		return o.validateImages(field)
+	}
 	vcodecs, ok := containerVideo[o.Container]
 	if !ok {
 		return specErr(field+".Container", "unknown container %q (want mp4, webm, m4a, mkv, mpegts, ogg or nut)", o.Container)
@@ -374,6 +485,12 @@ func (o Output) validate(field string) error {
 	}
 	if o.MaxBytes < 0 {
 		return specErr(field+".MaxBytes", "must be >= 0, got %d", o.MaxBytes)
+	}
+	if o.Segment < 0 || (o.Segment > 0 && o.Segment < 500*time.Millisecond) || o.Segment > time.Minute {
+		return specErr(field+".Segment", "must be 0 or 0.5s..60s, got %v", o.Segment)
+	}
+	if o.Segment > 0 && o.Container != "mp4" && o.Container != "m4a" {
+		return specErr(field+".Segment", "segments are cut from fragmented mp4, not %s", o.Container)
 	}
 	if v := o.Video; v != nil {
 		f := field + ".Video"

@@ -56,7 +56,7 @@ func TestArgs(t *testing.T) {
 			name:    "file input, audio only m4a, duration",
 			spec:    Spec{Input: Input{Path: "/spool/a b.mp4", Format: "mov"}, Outputs: []Output{{Container: "m4a", Audio: &Audio{Codec: "aac"}, Duration: 1500 * time.Millisecond}}},
 			wantIn:  []string{"-protocol_whitelist", "file", "-format_whitelist", strings.Join(AllowedDemuxers, ","), "-f", "mov", "-i", "file:/spool/a b.mp4"},
-			wantOut: "-map 0:a:0? -vn -c:a aac -t 1.5 -f ipod -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3",
+			wantOut: "-map 0:a:0? -vn -c:a aac -t 1.5 -frag_duration 1000000 -f ipod -movflags +empty_moov+default_base_moof pipe:3",
 		},
 		{
 			name:    "copy both into mpegts",
@@ -106,8 +106,19 @@ func TestArgs(t *testing.T) {
 				{Container: "m4a", Audio: &Audio{Codec: "aac"}},
 			}},
 			wantOut: "-map 0:v:0? -map 0:a:0? -c:v libx264 -vf format=yuv420p -fps_mode vfr -c:a aac -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3 " +
-				"-map 0:a:0? -vn -c:a aac -f ipod -movflags +frag_keyframe+empty_moov+default_base_moof pipe:4",
+				"-map 0:a:0? -vn -c:a aac -frag_duration 1000000 -f ipod -movflags +empty_moov+default_base_moof pipe:4",
 			wantFlags: []string{"pipe:5"},
+		},
+		{
+			name: "ladder rendition and audio for segments: forced keyframes, no scene cuts, cmaf",
+			spec: Spec{Outputs: []Output{
+				{Container: "mp4", Segment: 4 * time.Second, Video: &Video{Codec: "libx264", Bitrate: "800k"}},
+				{Container: "mp4", Segment: 4 * time.Second, Video: &Video{Codec: "libx265"}},
+				{Container: "mp4", Segment: 4 * time.Second, Audio: &Audio{Codec: "aac"}},
+			}},
+			wantOut: "-map 0:v:0? -c:v libx264 -vf format=yuv420p -fps_mode vfr -b:v 800k -force_key_frames expr:gte(t,n_forced*4) -sc_threshold 0 -an -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof+cmaf pipe:3 " +
+				"-map 0:v:0? -c:v libx265 -vf format=yuv420p -fps_mode vfr -x265-params log-level=error:scenecut=0 -force_key_frames expr:gte(t,n_forced*4) -tag:v hvc1 -an -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof+cmaf pipe:4 " +
+				"-map 0:a:0? -vn -c:a aac -frag_duration 1000000 -f mp4 -movflags +empty_moov+default_base_moof+cmaf pipe:5",
 		},
 	}
 	for _, tt := range tests {
