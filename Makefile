@@ -11,7 +11,8 @@ DATA ?= .data
 
 all: build
 
-# deps installs what is missing: ffmpeg/ffprobe from Debian (as root) and the Go modules.
+# deps installs what is missing: ffmpeg/ffprobe and chromium (the dashboard's browser test,
+# which skips without it) from Debian (as root), and the Go modules.
 deps:
 	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -19,6 +20,15 @@ deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
 	  else \
 	    echo "ffmpeg and ffprobe are required: sudo apt-get install -y ffmpeg" >&2; exit 1; \
+	  fi; \
+	fi
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium (apt-get)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	      { echo "chromium could not be installed: the dashboard's browser test will skip" >&2; [ -z "$$CI" ] || exit 1; }; \
+	  else \
+	    echo "chromium not installed: the dashboard's browser test will skip (sudo apt-get install -y chromium)" >&2; \
 	  fi; \
 	fi
 	@$(GO) mod download

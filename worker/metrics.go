@@ -67,10 +67,14 @@ func (m *metrics) settled(r *run, outcome string, class job.Class) {
 	m.bytesOut.Add(float64(r.bytesOut.Load()))
 }
 
-// Handler serves /metrics (Prometheus), /healthz (the process answers) and /readyz (started,
-// connected to NATS, streams in place).
+// Handler serves /metrics (Prometheus), /healthz (the process answers), /readyz (started,
+// connected to NATS, streams in place), and the read-only dashboard: the page at / and its
+// JSON snapshot of the fleet at /api/dashboard (see Dashboard).
 func (w *Worker) Handler() http.Handler {
 	mux := http.NewServeMux()
+	d := newDashboard(w)
+	mux.HandleFunc("GET /{$}", d.servePage)
+	mux.HandleFunc("GET /api/dashboard", d.serveAPI)
 	mux.Handle("/metrics", promhttp.HandlerFor(w.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = rw.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
