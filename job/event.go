@@ -96,7 +96,11 @@ type Progress struct {
 
 // OutputResult describes a committed output.
 type OutputResult struct {
-	URL      string  `json:"url"`
+	// URL is the output; for a ladder, its master playlist (hls) or manifest (dash).
+	URL string `json:"url"`
+	// Kind is "hls" or "dash" for a ladder (Size then counts every segment and playlist of
+	// it), empty for a single file.
+	Kind     string  `json:"kind,omitempty"`
 	Size     int64   `json:"size"`
 	Duration float64 `json:"duration"` // seconds
 	Width    int     `json:"width,omitempty"`

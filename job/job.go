@@ -48,6 +48,8 @@ type Output struct {
 	// NoVideo and NoAudio drop a stream the preset would otherwise produce.
 	NoVideo bool `json:"no_video,omitempty"`
 	NoAudio bool `json:"no_audio,omitempty"`
+	// Thumbnails makes the output still images (container jpg); see Thumbnails.
+	Thumbnails *Thumbnails `json:"thumbnails,omitempty"`
 }
 
 // Video describes a video encode. Width and Height are a bounding box: the output keeps the

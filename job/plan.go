@@ -76,6 +76,8 @@ type ResolvedOutput struct {
 	// Ladder and Segment are set for hls and dash outputs (Video is nil then).
 	Ladder  []Rung
 	Segment time.Duration
+	// Thumbnails is set for jpg outputs (Video and Audio are nil then).
+	Thumbnails *Thumbnails
 }
 
 // Resolve applies presets to output i: fields set on the output win over its preset, which wins
@@ -101,6 +103,20 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 	container := p.Container
 	if o.Container != "" {
 		container = o.Container
+	}
+	if container == ContainerJPEG || o.Thumbnails != nil || p.Thumbnails != nil {
+		if o.Video != nil || o.Audio != nil {
+			return ResolvedOutput{}, &FieldError{f, "a thumbnails output has no video or audio settings"}
+		}
+		if container == "" || o.Container == "" && o.Thumbnails != nil && p.Thumbnails == nil {
+			container = ContainerJPEG
+		}
+		r, err := resolveImages(container, overlayThumbnails(p.Thumbnails, o.Thumbnails), f)
+		if err != nil {
+			return ResolvedOutput{}, err
+		}
+		r.Location = loc
+		return r, nil
 	}
 	if IsLadder(container) || IsLadder(p.Container) {
 		if o.Container != "" && p.Container != "" && o.Container != p.Container {
@@ -393,10 +409,11 @@ type Rendition struct {
 	Video *Video // nil for the audio rendition
 }
 
-// NeedsProbe reports whether the plan depends on the input's probe: a ladder's rungs do.
+// NeedsProbe reports whether the plan depends on the input's probe: a ladder's rungs do, and
+// thumbnails (spread over the input's duration).
 func (j *Job) NeedsProbe(presets Presets) bool {
 	for i := range j.Outputs {
-		if r, err := j.Resolve(i, presets); err == nil && IsLadder(r.Container) {
+		if r, err := j.Resolve(i, presets); err == nil && (IsLadder(r.Container) || r.Thumbnails != nil) {
 			return true
 		}
 	}
@@ -445,6 +462,22 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 			}
 			// Decoded once, scaled per rung: the frames are split in one graph.
 			mp.Spec.SplitVideo = mp.Spec.SplitVideo || len(rungs) > 1
+			mp.Outputs = append(mp.Outputs, po)
+			continue
+		}
+		if r.Thumbnails != nil {
+			if probe == nil {
+				return nil, fmt.Errorf("job: plan: output %d is thumbnails: it needs the input's probe", i)
+			}
+			if _, ok := probe.Video(); !ok {
+				return nil, fmt.Errorf("%w: output %d wants thumbnails, the input has no video", ErrUnsupportedMedia, i)
+			}
+			im := r.Thumbnails.images(probe.Duration)
+			if r.Thumbnails.Mode != ffmpeg.ImagesPoster && r.Thumbnails.Count > 0 && probe.Duration <= 0 {
+				return nil, fmt.Errorf("%w: output %d: %d images spread over the input need its duration, which its head does not state (use interval)", ErrUnsupportedMedia, i, r.Thumbnails.Count)
+			}
+			po.Spec = []int{len(mp.Spec.Outputs)}
+			mp.Spec.Outputs = append(mp.Spec.Outputs, ffmpeg.Output{Images: im, Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes})
 			mp.Outputs = append(mp.Outputs, po)
 			continue
 		}
@@ -532,7 +565,7 @@ func (j *Job) CheckMedia(presets Presets, probe *ffmpeg.ProbeResult, lim Limits)
 		if err != nil {
 			return err
 		}
-		video := r.Video != nil || len(r.Ladder) > 0
+		video := r.Video != nil || len(r.Ladder) > 0 || r.Thumbnails != nil
 		if (!video || !hasVideo) && (r.Audio == nil || !hasAudio) {
 			return fmt.Errorf("%w: output %d wants %s, the input has none", ErrUnsupportedMedia, i, wants(r))
 		}

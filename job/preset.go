@@ -21,6 +21,8 @@ type Preset struct {
 	Audio       *Audio  `yaml:"audio"`
 	Ladder      []Rung  `yaml:"ladder"`
 	Segment     float64 `yaml:"segment"` // seconds; ladders only; default 4
+	// Thumbnails makes a still-image preset (container jpg).
+	Thumbnails *Thumbnails `yaml:"thumbnails"`
 }
 
 // segment is the preset's segment length, or the default.
@@ -38,6 +40,10 @@ func (p Preset) check(field string) error {
 			return &FieldError{field + ".video", "a ladder's video is its rungs (ladder:)"}
 		}
 		_, err := resolveLadder(p.Container, p.Ladder, p.Audio, p.segment(), field)
+		return err
+	}
+	if p.Container == ContainerJPEG || p.Thumbnails != nil {
+		_, err := resolveImages(p.Container, p.Thumbnails, field)
 		return err
 	}
 	if len(p.Ladder) > 0 || p.Segment != 0 {
@@ -99,6 +105,16 @@ func (p Presets) Merge(other Presets) Presets {
 // Summary is one line saying what the preset produces, for `transcoder presets`.
 func (p Preset) Summary() string {
 	s := p.Container
+	if t := p.Thumbnails; t != nil {
+		switch t.Mode {
+		case "poster":
+			return fmt.Sprintf("jpg poster, up to %dx%d, 10%% into the input unless at: is set", t.Width, t.Height)
+		case "frames":
+			return fmt.Sprintf("jpg, %d images spread evenly, up to %dx%d, as thumb-0001.jpg... under a prefix", t.Count, t.Width, t.Height)
+		default:
+			return fmt.Sprintf("jpg sprite sheet of %d tiles of up to %dx%d, %d per row, with a WebVTT index (sprite.jpg, sprite.vtt under a prefix)", t.Count, t.Width, t.Height, t.Columns)
+		}
+	}
 	if IsLadder(p.Container) {
 		s += fmt.Sprintf(" ladder, %s segments (CMAF):", p.segment())
 		for i, r := range p.Ladder {

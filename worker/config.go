@@ -12,6 +12,7 @@ import (
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/storage"
 )
 
 // Config configures a Worker. Zero values take the documented defaults.
@@ -32,12 +33,17 @@ type Config struct {
 	RingBuffers int
 	// ChanDepth is the capacity, in buffers, of each channel between stages. Default 4.
 	ChanDepth int
-	// MaxOutputs is the most outputs a job may have on this worker; it sizes the reservation.
-	// Default 2.
+	// MaxOutputs is the number of ffmpeg outputs (a ladder's renditions each count) a job's
+	// reservation is sized for. A job with more gets shallower output channels, down to one
+	// buffer each, and is refused only if even that does not fit. Default 6.
 	MaxOutputs int
 	// ProbeBytes is the most of the input ffprobe is given, beside ffmpeg, to describe it.
 	// Default 16 MiB.
 	ProbeBytes int
+	// Storage opens inputs and creates outputs by URL (file, http(s), nats object store, s3),
+	// with its file roots and network policy. Default: storage.New with this worker's JetStream
+	// for nats:// and the defaults (any absolute path; private networks refused).
+	Storage *storage.Store
 	// SpoolDir holds inputs that cannot be streamed (mp4 with the index at the end). Default:
 	// os.TempDir().
 	SpoolDir string
@@ -102,7 +108,8 @@ func (c *Config) setDefaults() {
 		c.ChanDepth = 4
 	}
 	if c.MaxOutputs == 0 {
-		c.MaxOutputs = 2
+		// A four-rung ladder and its audio, and one more: 42 buffers (MiB) per job.
+		c.MaxOutputs = 6
 	}
 	if c.ProbeBytes == 0 {
 		c.ProbeBytes = 16 << 20
@@ -188,8 +195,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("worker: Slots must be at least 1")
 	case c.ChanDepth < 1:
 		return fmt.Errorf("worker: ChanDepth must be at least 1")
-	case c.MaxOutputs < 1 || c.MaxOutputs > job.MaxOutputs:
-		return fmt.Errorf("worker: MaxOutputs must be 1..%d", job.MaxOutputs)
+	case c.MaxOutputs < 1 || c.MaxOutputs > ffmpeg.MaxOutputs:
+		return fmt.Errorf("worker: MaxOutputs must be 1..%d", ffmpeg.MaxOutputs)
 	case c.ProbeBytes < 64<<10:
 		return fmt.Errorf("worker: ProbeBytes must be at least 64 KiB")
 	case c.RingBuffers < c.JobBuffers():

@@ -7,6 +7,7 @@ import (
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/storage"
 )
 
 // classify gives an error its class and a one-line reason. It is the only place that maps the
@@ -28,6 +29,15 @@ func classify(err error) (job.Class, string) {
 		return job.ClassInvalidJob, err.Error()
 	case errors.Is(err, job.ErrUnsupportedMedia):
 		return job.ClassInvalidInput, err.Error()
+	}
+	switch {
+	case errors.Is(err, storage.ErrForbiddenAddress), errors.Is(err, storage.ErrNotAllowedPath), errors.Is(err, storage.ErrUnsupportedScheme):
+		// The job names a place this worker must not reach: it never will.
+		return job.ClassInvalidJob, err.Error()
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrForbidden), errors.Is(err, storage.ErrTooLarge), errors.Is(err, storage.ErrRejected):
+		return job.ClassInvalidInput, err.Error()
+	case storage.Transient(err):
+		return job.ClassTransient, err.Error()
 	}
 	var fe *ffmpeg.Error
 	if errors.As(err, &fe) {

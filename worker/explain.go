@@ -7,6 +7,7 @@ import (
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/storage"
 )
 
 // Explanation is what a job would run: the ffmpeg argv (without the program name) and whether
@@ -18,19 +19,19 @@ type Explanation struct {
 	Spec    ffmpeg.Spec
 }
 
-// Explain plans the job as a worker would, without running it: it reads the head of the input,
-// decides streaming or spooling, probes, and builds the argv.
-func Explain(ctx context.Context, runner *ffmpeg.Runner, presets job.Presets, j *job.Job, lim job.Limits) (*Explanation, error) {
+// Explain plans the job as a worker would, without running it: it reads the head of the input
+// through st, decides streaming or spooling, probes, and builds the argv.
+func Explain(ctx context.Context, runner *ffmpeg.Runner, st *storage.Store, presets job.Presets, j *job.Job, lim job.Limits) (*Explanation, error) {
 	loc, err := job.ParseLocation(j.Input)
 	if err != nil {
 		return nil, err
 	}
-	f, err := openInput(loc)
+	f, err := st.Open(ctx, j.Input)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	head := make([]byte, bufSize)
+	head := make([]byte, 4*bufSize)
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, err
@@ -41,16 +42,24 @@ func Explain(ctx context.Context, runner *ffmpeg.Runner, presets job.Presets, j 
 	if ex.Spooled {
 		in.Path = "SPOOL_FILE"
 	}
-	// The worker probes beside the transcode; here the file itself can be probed.
-	if ex.Probe, err = runner.ProbeFile(ctx, loc.Path); err != nil {
+	// A local file can be probed whole; anything else by its head, as the worker does for
+	// plans that need the probe first.
+	if loc.IsFile() {
+		ex.Probe, err = runner.ProbeFile(ctx, loc.Path)
+	} else {
+		ex.Probe, err = runner.ProbeChunks(ctx, [][]byte{head})
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err := j.CheckMedia(presets, ex.Probe, lim); err != nil {
 		return nil, err
 	}
-	if ex.Spec, err = j.Plan(presets, in, lim); err != nil {
+	mp, err := j.PlanMedia(presets, in, lim, ex.Probe)
+	if err != nil {
 		return nil, err
 	}
+	ex.Spec = mp.Spec
 	if ex.Argv, err = runner.Args(ex.Spec); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -153,7 +154,7 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 	case st != nil && st.CancelRequested:
 		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassCanceled, Reason: "canceled before it started", Err: ErrCanceled})
 		return
-	case st != nil && st.State == job.StateSucceeded && r.attempt > 1 && committed(st.Outputs):
+	case st != nil && st.State == job.StateSucceeded && r.attempt > 1 && w.committed(ctx, st.Outputs):
 		// Redelivered after its outputs were committed and verified (the ack was lost): done.
 		// The worker may have died between the state and the event: the event must be out.
 		log.Info("already succeeded and outputs in place; acknowledging redelivery")
@@ -210,18 +211,15 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 	w.settle(settleCtx, log, r, outs, err)
 }
 
-// committed reports whether every output of a succeeded attempt is still in place, as recorded.
-func committed(outs []job.OutputResult) bool {
+// committed reports whether every output of a succeeded attempt is still in place, as recorded:
+// a file of the recorded size, or a ladder's master playlist (its last object).
+func (w *Worker) committed(ctx context.Context, outs []job.OutputResult) bool {
 	if len(outs) == 0 {
 		return false
 	}
 	for _, o := range outs {
-		loc, err := job.ParseLocation(o.URL)
-		if err != nil {
-			return false
-		}
-		st, err := os.Stat(loc.Path)
-		if err != nil || st.Size() != o.Size {
+		info, err := w.cfg.Storage.Stat(ctx, o.URL)
+		if err != nil || (o.Kind == "" && info.Size >= 0 && info.Size != o.Size) {
 			return false
 		}
 	}
@@ -288,26 +286,34 @@ func (w *Worker) watch(ctx context.Context, r *run, stop <-chan struct{}) {
 	}
 }
 
-// transcode runs the job's media path: input -> probe -> (spool) -> ffmpeg -> outputs, all
+// transcode runs the job's media path: input -> (probe) -> (spool) -> ffmpeg -> outputs, all
 // through the job's reservation of the ring.
 func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation) ([]job.OutputResult, error) {
 	acq := watchAcquirer{res: res, r: r}
-	loc, _ := job.ParseLocation(r.job.Input)
-	f, err := openInput(loc)
+	f, err := w.cfg.Storage.Open(ctx, r.job.Input)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open input: %w", err)
 	}
 	defer func() { _ = f.Close() }()
 	src := countingReader{r: f, n: &r.bytesIn}
 
-	// One buffer of the head tells an mp4 whose index follows its media, which cannot stream.
-	head, _, err := readHead(ctx, src, acq, 1)
+	// The head tells an mp4 whose index follows its media, which cannot stream. A plan that
+	// depends on the input (a ladder's rungs) probes the head first: as much of it as the input
+	// side of the pipeline may hold, so the head never holds buffers the outputs need.
+	needProbe := r.job.NeedsProbe(w.cfg.Presets)
+	nHead := 1
+	if needProbe {
+		nHead = min(w.cfg.ChanDepth+1, max(1, w.cfg.ProbeBytes/bufSize))
+	}
+	head, _, err := readHead(ctx, src, acq, nHead)
 	if err != nil {
 		releaseAll(acq, head)
 		return nil, err
 	}
 	in := ffmpeg.Input{}
-	if scanMP4(chunks(head)) == mp4MoovTail {
+	var probe *ffmpeg.ProbeResult
+	switch {
+	case scanMP4(chunks(head)) == mp4MoovTail:
 		path, err := spool(ctx, w.cfg.SpoolDir, "transcoder-spool-"+r.id+"-*", head, src, acq, w.cfg.SpoolLimit)
 		releaseAll(acq, head)
 		head = nil
@@ -315,40 +321,103 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 			return nil, err
 		}
 		defer func() { _ = os.Remove(path) }()
-		probe, err := w.cfg.FFmpeg.ProbeFile(ctx, path)
-		if err != nil {
+		if probe, err = w.cfg.FFmpeg.ProbeFile(ctx, path); err != nil {
 			return nil, err
 		}
+		in.Path = path
+		r.phase("spool")
+	case needProbe:
+		if probe, err = w.cfg.FFmpeg.ProbeChunks(ctx, chunks(head)); err != nil {
+			releaseAll(acq, head)
+			return nil, err
+		}
+		r.phase("probe")
+	}
+	if probe != nil {
 		if err := r.job.CheckMedia(w.cfg.Presets, probe, w.cfg.Limits); err != nil {
+			releaseAll(acq, head)
 			return nil, err
 		}
 		r.setProbe(probe)
-		in.Path = path
-		r.phase("spool")
 	}
-	spec, err := r.job.Plan(w.cfg.Presets, in, w.cfg.Limits)
+	mp, err := r.job.PlanMedia(w.cfg.Presets, in, w.cfg.Limits, probe)
+	if err != nil {
+		releaseAll(acq, head)
+		return nil, err
+	}
+	spec := mp.Spec
+	depth, err := w.outputDepth(len(spec.Outputs))
 	if err != nil {
 		releaseAll(acq, head)
 		return nil, err
 	}
 
-	sinks := make([]*fileSink, 0, len(spec.Outputs))
+	// One writer per ffmpeg output: a file sink, or a ladder rendition.
+	writers := make([]io.Writer, len(spec.Outputs))
+	files := make([]*outSink, len(mp.Outputs))
+	ladders := make([]*ladderSink, len(mp.Outputs))
+	images := make([]*imageSink, len(mp.Outputs))
+	committed := false
 	defer func() {
-		for _, s := range sinks {
-			s.Abort()
+		if committed {
+			return
+		}
+		for _, s := range files {
+			if s != nil {
+				s.Abort()
+			}
+		}
+		for _, l := range ladders {
+			if l != nil {
+				l.abort()
+			}
+		}
+		for _, im := range images {
+			if im != nil {
+				im.abort()
+			}
 		}
 	}()
-	for i := range spec.Outputs {
-		ro, _ := r.job.Resolve(i, w.cfg.Presets)
-		s, err := newFileSink(ro.Location, r.id, r.attempt, &r.bytesOut)
+	var first func()
+	if w.cfg.Hooks.FirstOutputByte != nil {
+		first = func() { w.cfg.Hooks.FirstOutputByte(r.id) }
+	}
+	for i, po := range mp.Outputs {
+		url := po.Resolved.Location.String()
+		if po.Resolved.Thumbnails != nil {
+			s := newImageSink(ctx, storeAdapter{st: w.cfg.Storage, jobID: r.id, attempt: r.attempt}, url, spec.Outputs[po.Spec[0]].Images, &r.bytesOut)
+			if i == 0 {
+				s.first = first
+			}
+			images[i] = s
+			writers[po.Spec[0]] = s
+			continue
+		}
+		if job.IsLadder(po.Resolved.Container) {
+			l, err := newLadderSink(ctx, storeAdapter{st: w.cfg.Storage, jobID: r.id, attempt: r.attempt}, url, po, &r.bytesOut)
+			if err != nil {
+				releaseAll(acq, head)
+				return nil, err
+			}
+			for k, si := range po.Spec {
+				writers[si] = l.rends[k]
+			}
+			if i == 0 {
+				l.rends[0].first = first
+			}
+			ladders[i] = l
+			continue
+		}
+		s, err := newOutSink(ctx, w.cfg.Storage, url, w.cfg.SpoolDir, r.id, r.attempt, &r.bytesOut)
 		if err != nil {
 			releaseAll(acq, head)
 			return nil, err
 		}
-		if i == 0 && w.cfg.Hooks.FirstOutputByte != nil {
-			s.first = func() { w.cfg.Hooks.FirstOutputByte(r.id) }
+		if i == 0 {
+			s.first = first
 		}
-		sinks = append(sinks, s)
+		files[i] = s
+		writers[po.Spec[0]] = s
 	}
 
 	proc, err := w.cfg.FFmpeg.Start(ctx, spec)
@@ -362,7 +431,7 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 	defer r.pid.Store(0)
 
 	var prober *ffmpeg.Probe
-	if in.Path == "" {
+	if probe == nil {
 		// The probe reads the same bytes as ffmpeg, beside it: it costs no time to first byte.
 		if prober, err = w.cfg.FFmpeg.StartProbe(ctx); err != nil {
 			releaseAll(acq, head)
@@ -392,7 +461,10 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		})
 		p.Go("ffmpeg-stdin", func(ctx context.Context) error {
 			stdin := proc.Stdin()
-			tee := &probeTee{dst: stdin, probe: prober.Stdin(), left: int64(w.cfg.ProbeBytes)}
+			tee := &probeTee{dst: stdin, left: int64(w.cfg.ProbeBytes)}
+			if prober != nil {
+				tee.probe = prober.Stdin()
+			}
 			_, err := pipeline.WriteTo(ctx, inCh, tee, acq)
 			tee.closeProbe()
 			_ = stdin.Close()
@@ -404,8 +476,8 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 			return err
 		})
 	}
-	for i, s := range sinks {
-		ch := p.Chan(w.cfg.ChanDepth)
+	for i, wr := range writers {
+		ch := p.Chan(depth)
 		out := proc.Output(i)
 		p.Go(fmt.Sprintf("ffmpeg-output-%d", i), func(ctx context.Context) error {
 			_, err := pipeline.ReadFrom(ctx, out, acq, ch)
@@ -413,8 +485,15 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 			return err
 		})
 		p.Go(fmt.Sprintf("sink-%d", i), func(ctx context.Context) error {
-			_, err := pipeline.WriteTo(ctx, ch, s, acq)
-			return err
+			if _, err := pipeline.WriteTo(ctx, ch, wr, acq); err != nil {
+				return err
+			}
+			if c, ok := wr.(io.Closer); ok {
+				// The stream ended: a ladder's last segment goes out now; an image stream
+				// must not end inside an image.
+				return c.Close()
+			}
+			return nil
 		})
 	}
 	if prober != nil {
@@ -464,21 +543,30 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		}
 		return nil, err
 	}
-	// Flush and verify every output at once: ffprobe reads the page cache while fsync writes it.
-	results := make([]job.OutputResult, len(sinks))
-	errs := make([]error, 2*len(sinks))
+	// Flush and verify every file output at once: ffprobe reads the page cache while fsync
+	// writes it. Ladders were verified segment by segment; their checks are on the numbers.
+	results := make([]job.OutputResult, len(mp.Outputs))
+	errs := make([]error, 2*len(mp.Outputs))
 	var wg sync.WaitGroup
-	for i, s := range sinks {
+	for i, s := range files {
+		switch {
+		case images[i] != nil:
+			errs[2*i] = images[i].verify()
+			continue
+		case ladders[i] != nil:
+			errs[2*i] = ladders[i].verify(time.Duration(r.duration.Load()), tail)
+			continue
+		}
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			if err := s.Close(); err != nil {
+			if err := s.Sync(); err != nil {
 				errs[2*i] = fmt.Errorf("output: %w", err)
 			}
 		}()
 		go func() {
 			defer wg.Done()
-			results[i], errs[2*i+1] = w.verify(ctx, r, spec.Outputs[i], s, tail)
+			results[i], errs[2*i+1] = w.verify(ctx, r, spec.Outputs[po0(mp, i)], s, tail)
 		}()
 	}
 	wg.Wait()
@@ -488,16 +576,47 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 			return nil, err
 		}
 	}
-	for i, s := range sinks {
-		if err := s.Commit(); err != nil {
+	for i, s := range files {
+		if images[i] != nil {
+			if results[i], err = images[i].publish(time.Duration(r.duration.Load())); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if s == nil {
+			res, err := ladders[i].publish()
+			if err != nil {
+				return nil, fmt.Errorf("publish %s: %w", mp.Outputs[i].Resolved.Container, err)
+			}
+			res.Kind = mp.Outputs[i].Resolved.Container
+			results[i] = res
+			continue
+		}
+		if err := s.Commit(ctx); err != nil {
 			return nil, err
 		}
-		ro, _ := r.job.Resolve(i, w.cfg.Presets)
-		results[i].URL = ro.Location.String()
+		files[i] = nil // committed: nothing to abort
+		results[i].URL = mp.Outputs[i].Resolved.Location.String()
 	}
-	sinks = nil
+	committed = true
 	r.phase("commit")
 	return results, nil
+}
+
+// po0 is the ffmpeg output of single-file job output i.
+func po0(mp *job.MediaPlan, i int) int { return mp.Outputs[i].Spec[0] }
+
+// outputDepth is the capacity of each output channel for a job with n ffmpeg outputs: ChanDepth
+// when the reservation has room for it, shallower when there are more outputs than MaxOutputs.
+// A job that does not fit even with one buffer per channel is refused.
+func (w *Worker) outputDepth(n int) (int, error) {
+	reserved := w.cfg.JobBuffers()
+	input := 2 + w.cfg.ChanDepth // source and stdin stages in hand, and their channel
+	depth := min(w.cfg.ChanDepth, (reserved-input)/n-2)
+	if depth < 1 {
+		return 0, &job.Error{Class: job.ClassInvalidJob, Reason: fmt.Sprintf("the job makes %d ffmpeg outputs; this worker's ring holds at most %d per job (raise max_outputs)", n, (reserved-input)/3)}
+	}
+	return depth, nil
 }
 
 // probeTee writes to ffmpeg's stdin and, until the probe has read enough or left, to ffprobe's.
@@ -544,9 +663,9 @@ func drain(ctx context.Context, in <-chan *bufpool.Buffer, acq pipeline.Acquirer
 // verify probes an output before it is committed: the streams asked for are there and it is as
 // long as the input. ffmpeg exits 0 on a truncated input, so a short output is how a truncated
 // input shows.
-func (w *Worker) verify(ctx context.Context, r *run, want ffmpeg.Output, s *fileSink, stderr string) (job.OutputResult, error) {
+func (w *Worker) verify(ctx context.Context, r *run, want ffmpeg.Output, s *outSink, stderr string) (job.OutputResult, error) {
 	res := job.OutputResult{Size: s.n, SHA256: s.Sum()}
-	pr, err := w.cfg.FFmpeg.ProbeFile(ctx, s.tmp)
+	pr, err := w.cfg.FFmpeg.ProbeFile(ctx, s.local)
 	if err != nil {
 		if ffmpeg.TruncatedInput(stderr) {
 			return res, &job.Error{Class: job.ClassInvalidInput, Reason: "input is truncated: no output could be made", Err: err}
@@ -555,7 +674,7 @@ func (w *Worker) verify(ctx context.Context, r *run, want ffmpeg.Output, s *file
 	}
 	if pr.Duration == 0 {
 		// webm/mkv from a pipe carry no duration: measure the packets.
-		if pr.Duration, err = w.cfg.FFmpeg.MeasureDuration(ctx, s.tmp); err != nil {
+		if pr.Duration, err = w.cfg.FFmpeg.MeasureDuration(ctx, s.local); err != nil {
 			return res, fmt.Errorf("verify output: %w", err)
 		}
 	}

@@ -1,115 +1,135 @@
 package worker
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"hash"
 	"os"
-	"path/filepath"
-	"strconv"
+	"strings"
 	"sync/atomic"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/storage"
 )
 
-// fileSink writes an output to a hidden temporary file beside its final name; Commit renames it
-// into place, so a half-written output is never visible under the final name, and a redelivered
-// job overwrites rather than duplicates.
-type fileSink struct {
-	final string
-	tmp   string
-	f     *os.File
+// outSink writes one single-file output to its store. A local output is written to a hidden
+// part file beside its final name (the store's), which ffprobe verifies before the rename. A
+// remote output (http PUT, nats object store, s3) streams to the store as ffmpeg writes it,
+// and a copy goes to a spool file for the verification: the remote object is completed
+// (Commit) only once the copy is verified, so a bad output never becomes visible.
+type outSink struct {
+	w     storage.Writer
+	local string   // the file ffprobe verifies
+	spool *os.File // the copy of a remote output; nil for local ones
 	h     hash.Hash
 	n     int64
 	out   *atomic.Int64
 	first func() // called once, at the first byte; may be nil
-
-	fd       int   // for sync_file_range
-	synced   int64 // bytes handed to writeback so far
-	unsynced int64
 }
 
-// writebackChunk is how much is written before writeback of it is started, so the fsync at the
-// end finds little left to do: a large output commits in milliseconds, not in the time it takes
-// to flush all of it.
-const writebackChunk = 8 << 20
-
-func partName(final, jobID string, attempt int) string {
-	return filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+"."+jobID+"."+strconv.Itoa(attempt)+".part")
-}
-
-func newFileSink(loc job.Location, jobID string, attempt int, out *atomic.Int64) (*fileSink, error) {
-	dir := filepath.Dir(loc.Path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("output dir: %w", err)
-	}
-	// Parts left by earlier attempts of this job (a killed worker) are garbage now.
-	old, _ := filepath.Glob(filepath.Join(dir, "."+filepath.Base(loc.Path)+"."+jobID+".*.part"))
-	for _, p := range old {
-		_ = os.Remove(p)
-	}
-	tmp := partName(loc.Path, jobID, attempt)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+func newOutSink(ctx context.Context, st *storage.Store, url, spoolDir, jobID string, attempt int, out *atomic.Int64) (*outSink, error) {
+	w, err := st.Create(ctx, url, storage.CreateOptions{JobID: jobID, Attempt: attempt, ContentType: contentType(url)})
 	if err != nil {
-		return nil, fmt.Errorf("output: %w", err)
+		return nil, fmt.Errorf("create output: %w", err)
 	}
-	return &fileSink{final: loc.Path, tmp: tmp, f: f, h: sha256.New(), out: out, fd: int(f.Fd())}, nil
+	s := &outSink{w: w, h: sha256.New(), out: out}
+	if lw, ok := w.(storage.LocalWriter); ok {
+		s.local = lw.LocalPath()
+		return s, nil
+	}
+	if s.spool, err = os.CreateTemp(spoolDir, "transcoder-out-"+jobID+"-*"); err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("output spool: %w", err)
+	}
+	s.local = s.spool.Name()
+	return s, nil
 }
 
-// Write writes to the file and the checksum; it allocates nothing.
-func (s *fileSink) Write(p []byte) (int, error) {
-	if s.n == 0 && s.first != nil && len(p) > 0 {
+// Write writes to the store (and the spool copy) and the checksum; it allocates nothing.
+func (s *outSink) Write(p []byte) (int, error) {
+	if s.first != nil && len(p) > 0 {
 		s.first()
 		s.first = nil
 	}
-	n, err := s.f.Write(p)
+	n, err := s.w.Write(p)
+	if err == nil && s.spool != nil {
+		_, err = s.spool.Write(p[:n])
+	}
 	s.h.Write(p[:n])
 	s.n += int64(n)
 	s.out.Add(int64(n))
-	if s.unsynced += int64(n); s.unsynced >= writebackChunk {
-		// Start writeback without waiting for it; best effort (the fsync in Close is the guarantee).
-		_ = unix.SyncFileRange(s.fd, s.synced, s.unsynced, unix.SYNC_FILE_RANGE_WRITE)
-		s.synced += s.unsynced
-		s.unsynced = 0
-	}
 	return n, err
 }
 
-// Close flushes the file to disk; the temporary name stays.
-func (s *fileSink) Close() error {
-	if s.f == nil {
-		return nil
-	}
-	err := s.f.Sync()
-	if cerr := s.f.Close(); err == nil {
-		err = cerr
-	}
-	s.f = nil
-	return err
-}
-
-// Abort closes and removes the temporary file.
-func (s *fileSink) Abort() {
-	if s.f != nil {
-		_ = s.f.Close()
-		s.f = nil
-	}
-	_ = os.Remove(s.tmp)
-}
-
-// Commit publishes the output under its final name.
-func (s *fileSink) Commit() error {
-	if err := os.Rename(s.tmp, s.final); err != nil {
-		return fmt.Errorf("commit output: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(s.final)); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
+// Sync flushes a local output to disk ahead of Commit, so the rename finds nothing left to
+// flush; it runs beside the verification.
+func (s *outSink) Sync() error {
+	if f, ok := s.w.(interface{ Sync() error }); ok {
+		return f.Sync()
 	}
 	return nil
 }
 
-func (s *fileSink) Sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
+// Commit publishes the output under its final name.
+func (s *outSink) Commit(ctx context.Context) error {
+	if err := s.w.Commit(ctx); err != nil {
+		s.Abort()
+		return fmt.Errorf("commit output: %w", err)
+	}
+	s.dropSpool()
+	return nil
+}
+
+// Abort discards the output: nothing appears under its final name.
+func (s *outSink) Abort() {
+	s.w.Abort()
+	s.dropSpool()
+}
+
+func (s *outSink) dropSpool() {
+	if s.spool != nil {
+		_ = s.spool.Close()
+		_ = os.Remove(s.spool.Name())
+		s.spool = nil
+	}
+}
+
+func (s *outSink) Sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
+
+// contentType is the MIME type of an output, from its name, for stores that keep one.
+func contentType(url string) string {
+	for _, t := range []struct{ ext, typ string }{
+		{".mp4", "video/mp4"}, {".m4a", "audio/mp4"}, {".m4s", "video/iso.segment"}, {".webm", "video/webm"},
+		{".mkv", "video/x-matroska"}, {".ts", "video/mp2t"}, {".ogg", "audio/ogg"}, {".opus", "audio/ogg"},
+		{".m3u8", "application/vnd.apple.mpegurl"}, {".mpd", "application/dash+xml"},
+		{".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"}, {".vtt", "text/vtt"},
+	} {
+		if len(url) > len(t.ext) && url[len(url)-len(t.ext):] == t.ext {
+			return t.typ
+		}
+	}
+	return "application/octet-stream"
+}
+
+// storeAdapter is the worker's storage as the ladder sink needs it.
+type storeAdapter struct {
+	st      *storage.Store
+	jobID   string
+	attempt int
+}
+
+func (a storeAdapter) create(ctx context.Context, url string) (objWriter, error) {
+	return a.st.Create(ctx, url, storage.CreateOptions{JobID: a.jobID, Attempt: a.attempt, ContentType: contentType(url)})
+}
+
+func (a storeAdapter) remove(ctx context.Context, url string) error { return a.st.Delete(ctx, url) }
+
+// join names an object under a prefix; the prefix of a ladder or thumbnails output is a
+// directory whether or not its URL ends in '/'.
+func (a storeAdapter) join(prefix, name string) (string, error) {
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return storage.Join(prefix, name)
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"sync/atomic"
 
@@ -17,31 +16,6 @@ import (
 
 // ErrInputTooLarge is returned when an input that must be spooled exceeds SpoolLimit.
 var ErrInputTooLarge = errors.New("worker: input larger than the spool limit")
-
-// openInput opens a file:// input. Missing or unreadable files are the input's fault.
-func openInput(loc job.Location) (*os.File, error) {
-	f, err := os.Open(loc.Path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-			return nil, &job.Error{Class: job.ClassInvalidInput, Reason: "input " + loc.Path + ": " + errors.Unwrap(err).Error(), Err: err}
-		}
-		return nil, fmt.Errorf("open input: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("stat input: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		_ = f.Close()
-		return nil, &job.Error{Class: job.ClassInvalidInput, Reason: "input " + loc.Path + " is not a regular file"}
-	}
-	if st.Size() == 0 {
-		_ = f.Close()
-		return nil, &job.Error{Class: job.ClassInvalidInput, Reason: "input " + loc.Path + " is empty"}
-	}
-	return f, nil
-}
 
 // countingReader counts bytes read so the watchdog sees the input advance.
 type countingReader struct {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/transcoder/transcoder/bufpool"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/storage"
 )
 
 const bufSize = bufpool.DefaultBufferSize
@@ -59,6 +60,7 @@ type Worker struct {
 	ffmpegVersion atomic.Pointer[string]
 	metrics       *metrics
 	advertDone    chan struct{}
+	ownStorage    bool // Storage was made by New, so Shutdown closes it
 }
 
 // Errors that end a job for a reason of the worker's, not of ffmpeg's.
@@ -83,13 +85,20 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: jetstream: %w", err)
 	}
+	ownStorage := cfg.Storage == nil
+	if ownStorage {
+		if cfg.Storage, err = storage.New(storage.Config{JetStream: js, TempDir: cfg.SpoolDir}); err != nil {
+			return nil, fmt.Errorf("worker: storage: %w", err)
+		}
+	}
 	w := &Worker{
-		cfg:     cfg,
-		log:     cfg.Logger.With("worker", cfg.ID),
-		ring:    ring,
-		js:      js,
-		slots:   make(chan struct{}, cfg.Slots),
-		running: map[string]*run{},
+		ownStorage: ownStorage,
+		cfg:        cfg,
+		log:        cfg.Logger.With("worker", cfg.ID),
+		ring:       ring,
+		js:         js,
+		slots:      make(chan struct{}, cfg.Slots),
+		running:    map[string]*run{},
 	}
 	w.metrics = newMetrics(w)
 	return w, nil
@@ -186,6 +195,9 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		if uerr := sub.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {
 			w.log.Warn("unsubscribe", "err", uerr)
 		}
+	}
+	if w.ownStorage {
+		w.cfg.Storage.Close()
 	}
 	w.log.Info("worker stopped", "ring_in_use", w.ring.Stats().InUse)
 	return err

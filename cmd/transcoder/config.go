@@ -12,12 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/transcoder/transcoder/configs"
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/storage"
 )
 
 // fileConfig is the worker configuration as a file, the environment and flags give it. It is
@@ -58,6 +60,14 @@ type fileConfig struct {
 	MaxOutputBytes   int64           `yaml:"max_output_bytes"`
 	Threads          int             `yaml:"threads"`
 	MetricsAddr      string          `yaml:"metrics_addr"`
+	FileRoots        []string        `yaml:"file_roots"`
+	AllowPrivate     bool            `yaml:"allow_private_networks"`
+	MaxInputBytes    int64           `yaml:"max_input_bytes"`
+	HTTPRetries      int             `yaml:"http_retries"`
+	S3Endpoint       string          `yaml:"s3_endpoint"`
+	S3Region         string          `yaml:"s3_region"`
+	S3Secure         bool            `yaml:"s3_secure"`
+	S3PartSize       int64           `yaml:"s3_part_size"`
 	LogFormat        string          `yaml:"log_format"`
 	LogLevel         string          `yaml:"log_level"`
 }
@@ -152,6 +162,14 @@ func setField(f reflect.Value, s string) error {
 			return fmt.Errorf("%q is not a duration", s)
 		}
 		f.SetInt(int64(d))
+	case []string:
+		var ss []string
+		for _, p := range strings.Split(strings.Trim(s, "[]"), ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				ss = append(ss, p)
+			}
+		}
+		f.Set(reflect.ValueOf(ss))
 	case []time.Duration:
 		var ds []time.Duration
 		for _, p := range strings.Split(strings.Trim(s, "[]"), ",") {
@@ -172,6 +190,15 @@ func setField(f reflect.Value, s string) error {
 func (c fileConfig) ffmpegConfig() ffmpeg.Config {
 	return ffmpeg.Config{KillDelay: c.KillDelay, Threads: c.Threads, MaxMemory: c.MaxMemory,
 		MaxCPUTime: c.MaxCPUTime, TolerateInputErrors: c.TolerateErrors}
+}
+
+// storageConfig is the part that the storage package takes; js serves nats:// URLs.
+func (c fileConfig) storageConfig(js jetstream.JetStream, spool string) storage.Config {
+	return storage.Config{
+		FileRoots: c.FileRoots, AllowPrivateNetworks: c.AllowPrivate, MaxInputBytes: c.MaxInputBytes,
+		Retries: c.HTTPRetries, JetStream: js, TempDir: spool,
+		S3: storage.S3Config{Endpoint: c.S3Endpoint, Region: c.S3Region, Secure: c.S3Secure, PartSize: c.S3PartSize},
+	}
 }
 
 func (c fileConfig) limits() job.Limits {

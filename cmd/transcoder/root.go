@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		workersCommand(stdout),
 		jobsCommand(stdout),
 		watchCommand(stdout),
+		getCommand(stdout),
 	)
 	err := root.ExecuteContext(ctx)
 	if err != nil {

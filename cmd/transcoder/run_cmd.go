@@ -8,19 +8,22 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
 	"github.com/transcoder/transcoder/natsembed"
+	"github.com/transcoder/transcoder/storage"
 	"github.com/transcoder/transcoder/worker"
 )
 
 func runCommand(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		jf      jobFlags
-		explain bool
-		verbose bool
+		jf           jobFlags
+		explain      bool
+		verbose      bool
+		allowPrivate bool
 	)
 	c := &cobra.Command{
 		Use:   "run INPUT -o OUTPUT",
@@ -35,8 +38,14 @@ func runCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%w (install it: apt-get install -y ffmpeg)", err)
 			}
+			stcfg := storage.Config{AllowPrivateNetworks: allowPrivate}
 			if explain {
-				ex, err := worker.Explain(cmd.Context(), runner, presets, j, job.Limits{})
+				st, err := storage.New(stcfg)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				ex, err := worker.Explain(cmd.Context(), runner, st, presets, j, job.Limits{})
 				if err != nil {
 					return err
 				}
@@ -46,10 +55,20 @@ func runCommand(stdout, stderr io.Writer) *cobra.Command {
 				} else {
 					fmt.Fprintf(stdout, "# input: pipe:0 (stdin), fed from the ring with %s\n", j.Input)
 				}
-				for i, o := range j.Outputs {
-					fmt.Fprintf(stdout, "# output %d: pipe:%d -> ring -> %s (temporary name, renamed when verified)\n", i, ffmpeg.OutputFD(i), o.URL)
+				mp, err := j.PlanMedia(presets, ffmpeg.Input{}, job.Limits{}, ex.Probe)
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(stdout, "# progress: pipe:%d\n", ffmpeg.ProgressFD(len(j.Outputs)))
+				for i, po := range mp.Outputs {
+					if job.IsLadder(po.Resolved.Container) {
+						for k, si := range po.Spec {
+							fmt.Fprintf(stdout, "# output %d, rendition %s: pipe:%d -> ring -> CMAF segments under %s/%s/ (each published when complete; playlists last)\n", i, po.Renditions[k].Name, ffmpeg.OutputFD(si), po.Resolved.Location, po.Renditions[k].Name)
+						}
+						continue
+					}
+					fmt.Fprintf(stdout, "# output %d: pipe:%d -> ring -> %s (temporary name, published when verified)\n", i, ffmpeg.OutputFD(po.Spec[0]), po.Resolved.Location)
+				}
+				fmt.Fprintf(stdout, "# progress: pipe:%d\n", ffmpeg.ProgressFD(len(ex.Spec.Outputs)))
 				return nil
 			}
 			level := slog.LevelWarn + 4 // quiet unless --verbose: the outcome is reported below
@@ -72,9 +91,19 @@ func runCommand(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return err
+			}
+			stcfg.JetStream = js
+			st, err := storage.New(stcfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
 			w, err := worker.New(worker.Config{
 				Conn: nc, FFmpeg: runner, Presets: presets, Logger: log, ID: "run", Slots: 1,
-				MaxOutputs: max(2, len(j.Outputs)), MaxDeliver: 2, Backoff: []time.Duration{time.Second},
+				MaxDeliver: 2, Backoff: []time.Duration{time.Second}, Storage: st,
 				NoRegistry: true,
 			})
 			if err != nil {
@@ -102,5 +131,6 @@ func runCommand(stdout, stderr io.Writer) *cobra.Command {
 	jf.register(c)
 	c.Flags().BoolVar(&explain, "explain", false, "print the ffmpeg command the job would run and the pipes it uses, and exit")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log the worker's steps")
+	c.Flags().BoolVar(&allowPrivate, "allow-private-networks", false, "let http(s) inputs and outputs reach loopback and private addresses (refused by default)")
 	return c
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/nats-io/nuid"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
@@ -15,17 +16,37 @@ import (
 
 func submitCommand(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		jf     jobFlags
-		cf     clientFlags
-		wait   bool
-		dryRun bool
+		jf           jobFlags
+		cf           clientFlags
+		wait         bool
+		dryRun       bool
+		upload       string
+		uploadBucket string
 	)
 	c := &cobra.Command{
-		Use:   "submit INPUT -o OUTPUT",
+		Use:   "submit {INPUT | --upload FILE} -o OUTPUT",
 		Short: "Publish a transcode job and print its id",
-		Args:  cobra.ExactArgs(1),
+		Long: `Publish a transcode job and print its id.
+
+INPUT and OUTPUT are paths or URLs: file:///abs (or a path), http(s)://..., nats://BUCKET/KEY
+(JetStream object store), s3://BUCKET/KEY. With --upload FILE the local file is first put into
+the object store (nats://` + "`--upload-bucket`" + `/JOB_ID/NAME) and the job reads it from there, so
+workers on other machines need no shared disk.`,
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			j, _, err := jf.build(args[0])
+			if (upload == "") == (len(args) == 0) {
+				return usageError{fmt.Errorf("give an INPUT or --upload FILE (one of them)")}
+			}
+			if jf.id == "" {
+				jf.id = nuid.Next()
+			}
+			input := ""
+			if upload != "" {
+				input = "nats://" + uploadBucket + "/" + jf.id + "/" + uploadName(upload)
+			} else {
+				input = args[0]
+			}
+			j, _, err := jf.build(input)
 			if err != nil {
 				return err
 			}
@@ -37,6 +58,13 @@ func submitCommand(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			defer nc.Close()
+			if upload != "" {
+				n, err := uploadFile(cmd.Context(), nc, upload, input)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "uploaded %s (%d bytes) to %s\n", upload, n, input)
+			}
 			cl, err := worker.NewClient(cmd.Context(), nc)
 			if err != nil {
 				return err
@@ -56,6 +84,8 @@ func submitCommand(stdout, stderr io.Writer) *cobra.Command {
 	cf.register(c)
 	c.Flags().BoolVar(&wait, "wait", false, "show progress and exit 0 only if the job succeeds")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print the job JSON that would be published, and exit")
+	c.Flags().StringVar(&upload, "upload", "", "put this local file into the NATS object store and use it as the input")
+	c.Flags().StringVar(&uploadBucket, "upload-bucket", "uploads", "object store bucket for --upload")
 	return c
 }
 

@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/natsembed"
+	"github.com/transcoder/transcoder/storage"
 	"github.com/transcoder/transcoder/worker"
 )
 
@@ -100,8 +102,17 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 		return fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
 	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	st, err := storage.New(cfg.storageConfig(js, cfg.SpoolDir))
+	if err != nil {
+		return usageError{err}
+	}
+	defer st.Close()
 	w, err := worker.New(worker.Config{
-		Conn: nc, FFmpeg: runner, Presets: presets, Logger: log,
+		Conn: nc, FFmpeg: runner, Presets: presets, Logger: log, Storage: st,
 		ID: cfg.ID, Slots: cfg.Slots, RingBuffers: cfg.RingBuffers, ChanDepth: cfg.ChanDepth,
 		MaxOutputs: cfg.MaxOutputs, ProbeBytes: cfg.ProbeBytes, SpoolDir: cfg.SpoolDir,
 		SpoolLimit: cfg.SpoolLimit, AckWait: cfg.AckWait, Heartbeat: cfg.Heartbeat,

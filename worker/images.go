@@ -1,0 +1,187 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/thumbs"
+)
+
+// imageSink writes a thumbnails output (the result of a frames output is its prefix, with no
+// checksum: it is a set of files; a sprite's is its WebVTT index): ffmpeg's MJPEG stream is split into its JPEG images as
+// it arrives. A frames output publishes each image as soon as it is complete; a poster, and a
+// sprite sheet with its WebVTT index, are published once the run is verified.
+type imageSink struct {
+	ctx   context.Context
+	store objStore
+	url   string // the poster itself, or the prefix of frames and sprites
+	im    *ffmpeg.Images
+	split *thumbs.Splitter
+	out   *atomic.Int64
+	first func()
+
+	cur     objWriter
+	curURL  string
+	pending objWriter // a poster or sprite, committed by publish
+	written []string  // committed objects, taken back by abort
+	size    int64
+	sum     hash.Hash // of the poster or sprite image, for the result
+}
+
+func newImageSink(ctx context.Context, store objStore, url string, im *ffmpeg.Images, out *atomic.Int64) *imageSink {
+	s := &imageSink{ctx: ctx, store: store, url: url, im: im, out: out}
+	s.split = thumbs.NewSplitter(s)
+	s.split.MaxImageSize = 64 << 20 // a 16384-pixel-wide sprite at q 2 is far less
+	return s
+}
+
+func (s *imageSink) Write(p []byte) (int, error) { return s.split.Write(p) }
+
+// Close ends the stream; a stream that ends inside an image is an error.
+func (s *imageSink) Close() error { return s.split.Close() }
+
+// Image opens image n.
+func (s *imageSink) Image(n int) (io.Writer, error) {
+	var (
+		u   string
+		err error
+	)
+	switch s.im.Mode {
+	case ffmpeg.ImagesPoster:
+		u = s.url
+	case ffmpeg.ImagesSprite:
+		u, err = s.store.join(s.url, job.SpriteImage)
+	default:
+		u, err = s.store.join(s.url, job.ThumbName(n))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if n > 1 && s.im.Mode != ffmpeg.ImagesFrames {
+		return nil, fmt.Errorf("%s output: ffmpeg wrote more than one image", s.im.Mode)
+	}
+	w, err := s.store.create(s.ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	s.cur, s.curURL = w, u
+	cw := countingWriter{w: w, n: s.out, first: &s.first}
+	if s.im.Mode == ffmpeg.ImagesFrames {
+		return cw, nil
+	}
+	s.sum = sha256.New()
+	return io.MultiWriter(cw, s.sum), nil
+}
+
+// ImageDone publishes a frames image now; a poster or sprite waits for the verification.
+func (s *imageSink) ImageDone(n int, size int64) error {
+	w := s.cur
+	s.cur = nil
+	s.size += size
+	if s.im.Mode != ffmpeg.ImagesFrames {
+		s.pending = w
+		return nil
+	}
+	if err := w.Commit(s.ctx); err != nil {
+		w.Abort()
+		return fmt.Errorf("publish image: %w", err)
+	}
+	s.written = append(s.written, s.curURL)
+	return nil
+}
+
+// verify checks that the run made the images it was asked for: a frame at the poster's time,
+// a sprite sheet, at least one of the spread images and no more than planned.
+func (s *imageSink) verify() error {
+	n := s.split.Images()
+	want := s.im.Expected()
+	switch {
+	case n == 0:
+		return &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("no %s image could be made: the video has no frame there (at %s?)", s.im.Mode, s.im.At)}
+	case want > 0 && n > want:
+		return &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("%d images made, %d planned", n, want)}
+	}
+	return nil
+}
+
+// publish commits the pending image (and writes a sprite's index) and returns the result.
+func (s *imageSink) publish(duration time.Duration) (job.OutputResult, error) {
+	res := job.OutputResult{Kind: s.im.Mode, Size: s.size, Duration: duration.Seconds()}
+	res.Width, res.Height = s.split.Size()
+	res.URL = s.url
+	if w := s.pending; w != nil {
+		s.pending = nil
+		if err := w.Commit(s.ctx); err != nil {
+			w.Abort()
+			return res, fmt.Errorf("publish %s: %w", s.im.Mode, err)
+		}
+		u := s.url
+		if s.im.Mode == ffmpeg.ImagesSprite {
+			u, _ = s.store.join(s.url, job.SpriteImage)
+		}
+		s.written = append(s.written, u)
+	}
+	if s.im.Mode == ffmpeg.ImagesPoster {
+		// A poster is one file, like any single output.
+		res.Kind = ""
+		res.SHA256 = hex.EncodeToString(s.sum.Sum(nil))
+		return res, nil
+	}
+	if s.im.Mode != ffmpeg.ImagesSprite {
+		return res, nil
+	}
+	cols, rows := s.im.Grid()
+	sp := thumbs.Sprite{
+		URI: job.SpriteImage, Columns: cols, Rows: rows, Width: res.Width / max(cols, 1), Height: res.Height / max(rows, 1),
+		Times: thumbs.Slots(s.im.Count, s.im.Interval, max(duration, s.im.Duration)), End: max(duration, s.im.Duration),
+	}
+	var buf bytes.Buffer
+	if err := thumbs.WriteVTT(&buf, sp); err != nil {
+		return res, fmt.Errorf("sprite index: %w", err)
+	}
+	vtt, err := s.store.join(s.url, job.SpriteIndex)
+	if err != nil {
+		return res, err
+	}
+	w, err := s.store.create(s.ctx, vtt)
+	if err != nil {
+		return res, err
+	}
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		w.Abort()
+		return res, err
+	}
+	if err := w.Commit(s.ctx); err != nil {
+		w.Abort()
+		return res, err
+	}
+	s.written = append(s.written, vtt)
+	sum := sha256.Sum256(buf.Bytes())
+	res.URL, res.SHA256, res.Size = vtt, hex.EncodeToString(sum[:]), res.Size+int64(buf.Len())
+	return res, nil
+}
+
+// abort takes back what this attempt published and discards the rest.
+func (s *imageSink) abort() {
+	for _, w := range []objWriter{s.cur, s.pending} {
+		if w != nil {
+			w.Abort()
+		}
+	}
+	s.cur, s.pending = nil, nil
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 30*time.Second)
+	defer cancel()
+	for _, u := range s.written {
+		_ = s.store.remove(ctx, u)
+	}
+	s.written = nil
+}

@@ -1,0 +1,321 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/segment"
+)
+
+// objWriter is one object being written to a store: nothing is visible under its name until
+// Commit. storage.Writer is one.
+type objWriter interface {
+	io.Writer
+	Commit(ctx context.Context) error
+	Abort()
+}
+
+// objStore creates and deletes objects by URL: the worker's storage.
+type objStore interface {
+	create(ctx context.Context, url string) (objWriter, error)
+	remove(ctx context.Context, url string) error
+	join(prefix, name string) (string, error)
+}
+
+// ladderSink writes one hls or dash output: each rendition's CMAF stream is cut into segments
+// that are published as soon as they are complete (a player or CDN can fetch them while the
+// job runs); the playlists, the master last, are published once every rendition is complete and
+// verified. Until the master playlist is there, the output does not exist.
+type ladderSink struct {
+	ctx    context.Context // the job's; segments are written from the sink stages
+	store  objStore
+	prefix string
+	kind   string // job.ContainerHLS or job.ContainerDASH
+	target time.Duration
+	rends  []*rendition
+	out    *atomic.Int64
+	// written lists every object committed so far, so an aborted job can take them back.
+	written []string
+}
+
+// rendition is one stream of a ladder and the segment.Handler of its Segmenter.
+type rendition struct {
+	l    *ladderSink
+	name string
+	seg  *segment.Segmenter
+
+	track segment.Track
+	segs  []segment.Segment
+	cur   objWriter
+	size  int64
+	first func() // called at the first byte written; may be nil
+}
+
+func newLadderSink(ctx context.Context, store objStore, prefix string, po job.PlannedOutput, out *atomic.Int64) (*ladderSink, error) {
+	l := &ladderSink{ctx: ctx, store: store, prefix: prefix, kind: po.Resolved.Container, target: po.Resolved.Segment, out: out}
+	for _, r := range po.Renditions {
+		rd := &rendition{l: l, name: r.Name}
+		s, err := segment.New(segment.Config{Target: l.target}, rd)
+		if err != nil {
+			return nil, err
+		}
+		rd.seg = s
+		l.rends = append(l.rends, rd)
+	}
+	return l, nil
+}
+
+func (r *rendition) url(name string) (string, error) {
+	return r.l.store.join(r.l.prefix, r.name+"/"+name)
+}
+
+// put writes a small object (init segment, playlist) whole and commits it.
+func (l *ladderSink) put(name string, data []byte) error {
+	u, err := l.store.join(l.prefix, name)
+	if err != nil {
+		return err
+	}
+	w, err := l.store.create(l.ctx, u)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Abort()
+		return err
+	}
+	if err := w.Commit(l.ctx); err != nil {
+		w.Abort()
+		return err
+	}
+	l.written = append(l.written, u)
+	l.out.Add(int64(len(data)))
+	return nil
+}
+
+// Init publishes the rendition's init segment.
+func (r *rendition) Init(data []byte, t segment.Track) error {
+	r.track = t
+	r.size += int64(len(data))
+	return r.l.put(r.name+"/"+segment.InitName, data)
+}
+
+// Segment opens media segment n.
+func (r *rendition) Segment(n int) (io.Writer, error) {
+	u, err := r.url(segment.SegmentName(n))
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.l.store.create(r.l.ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	r.cur = w
+	r.l.written = append(r.l.written, u)
+	return countingWriter{w: w, n: r.l.out, first: &r.first}, nil
+}
+
+// SegmentDone publishes the segment: it leaves the worker now, not at the end of the job.
+func (r *rendition) SegmentDone(s segment.Segment) error {
+	w := r.cur
+	r.cur = nil
+	if err := w.Commit(r.l.ctx); err != nil {
+		w.Abort()
+		return fmt.Errorf("publish segment: %w", err)
+	}
+	r.segs = append(r.segs, s)
+	r.size += s.Size
+	return nil
+}
+
+// Write feeds the rendition's CMAF stream to its segmenter.
+func (r *rendition) Write(p []byte) (int, error) { return r.seg.Write(p) }
+
+// Close ends the stream: the last segment is published.
+func (r *rendition) Close() error { return r.seg.Close() }
+
+type countingWriter struct {
+	w     io.Writer
+	n     *atomic.Int64
+	first *func()
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	if f := *c.first; f != nil && len(p) > 0 {
+		f()
+		*c.first = nil
+	}
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// verify checks the ladder before its playlists go out: every rendition has media as long as
+// the input, and the video renditions' segments start at the same instants (players switch
+// renditions at segment boundaries; misaligned ones stall or glitch).
+func (l *ladderSink) verify(input time.Duration, stderr string) error {
+	var ref []segment.Segment
+	var refName string
+	for _, r := range l.rends {
+		if len(r.segs) == 0 {
+			return &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("rendition %s has no segments", r.name)}
+		}
+		d := r.seg.Duration()
+		if input > 0 {
+			tol := max(time.Second, input/50)
+			if d < input-tol {
+				if ffmpeg.TruncatedInput(stderr) {
+					return &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("input is truncated: only %.1fs of %.1fs could be decoded", d.Seconds(), input.Seconds())}
+				}
+				return &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("rendition %s is %.1fs long, input %.1fs", r.name, d.Seconds(), input.Seconds())}
+			}
+		}
+		if r.track.Kind != "video" {
+			continue
+		}
+		if ref == nil {
+			ref, refName = r.segs, r.name
+			continue
+		}
+		if len(r.segs) != len(ref) {
+			return &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("renditions %s and %s have %d and %d segments", refName, r.name, len(ref), len(r.segs))}
+		}
+		for i := range ref {
+			// One frame of slack: timescales differ between encoders.
+			if diff := (ref[i].Start - r.segs[i].Start).Abs(); diff > 20*time.Millisecond {
+				return &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("segment %d starts at %s in %s but %s in %s", i+1, ref[i].Start, refName, r.segs[i].Start, r.name)}
+			}
+		}
+	}
+	return nil
+}
+
+// publish writes the playlists: every media playlist, then the master one (or the MPD), which
+// is the output's commit point. It returns the output's result.
+func (l *ladderSink) publish() (job.OutputResult, error) {
+	var (
+		res      job.OutputResult
+		variants []segment.Variant
+		audio    *rendition
+	)
+	for _, r := range l.rends {
+		if r.track.Kind == "audio" {
+			audio = r
+		}
+	}
+	var buf bytes.Buffer
+	for _, r := range l.rends {
+		if l.kind == job.ContainerHLS {
+			buf.Reset()
+			mp := segment.MediaPlaylist{Init: segment.InitName, Ended: true, IndependentSegments: true}
+			for _, s := range r.segs {
+				mp.Segments = append(mp.Segments, segment.PlaylistSegment{URI: segment.SegmentName(s.N), Duration: s.Duration})
+			}
+			if err := segment.WriteMediaPlaylist(&buf, mp); err != nil {
+				return res, err
+			}
+			if err := l.put(r.name+"/"+segment.MediaPlaylistName, buf.Bytes()); err != nil {
+				return res, err
+			}
+		}
+		res.Size += r.size
+		res.Duration = math.Max(res.Duration, math.Round(r.seg.Duration().Seconds()*1000)/1000)
+		if r.track.Kind == "video" && r.track.Width*r.track.Height > res.Width*res.Height {
+			res.Width, res.Height = r.track.Width, r.track.Height
+		}
+	}
+	buf.Reset()
+	var name string
+	if l.kind == job.ContainerHLS {
+		name = segment.MasterPlaylistName
+		m := segment.Master{}
+		var audioPeak, audioAvg int
+		codecs := func(v string) string { return v }
+		if audio != nil {
+			audioPeak, audioAvg = segment.Bandwidth(audio.segs)
+			m.Audio = append(m.Audio, segment.AudioRendition{GroupID: "audio", Name: "audio", Default: true, URI: audio.name + "/" + segment.MediaPlaylistName, Channels: audio.track.Channels, Language: audio.track.Language})
+			codecs = func(v string) string { return v + "," + audio.track.Codec }
+		}
+		for _, r := range l.rends {
+			if r.track.Kind != "video" {
+				continue
+			}
+			peak, avg := segment.Bandwidth(r.segs)
+			v := segment.Variant{
+				URI: r.name + "/" + segment.MediaPlaylistName, Bandwidth: peak + audioPeak, AverageBandwidth: avg + audioAvg,
+				Width: r.track.Width, Height: r.track.Height, FrameRate: frameRate(r), Codecs: codecs(r.track.Codec),
+			}
+			if audio != nil {
+				v.Audio = "audio"
+			}
+			variants = append(variants, v)
+		}
+		if len(variants) == 0 && audio != nil {
+			// An audio-only ladder: the audio playlist is the one variant.
+			variants = append(variants, segment.Variant{URI: audio.name + "/" + segment.MediaPlaylistName, Bandwidth: audioPeak, AverageBandwidth: audioAvg, Codecs: audio.track.Codec})
+			m.Audio = nil
+		}
+		m.Variants = variants
+		if err := segment.WriteMasterPlaylist(&buf, m); err != nil {
+			return res, err
+		}
+	} else {
+		name = segment.ManifestName
+		mpd := segment.MPD{Duration: time.Duration(res.Duration * float64(time.Second)), MinBufferTime: l.target}
+		for _, r := range l.rends {
+			peak, _ := segment.Bandwidth(r.segs)
+			mpd.Representations = append(mpd.Representations, segment.Representation{
+				ID: r.name, Track: r.track, Bandwidth: peak, FrameRate: frameRate(r), Segments: r.segs,
+			})
+		}
+		if err := segment.WriteMPD(&buf, mpd); err != nil {
+			return res, err
+		}
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	res.SHA256 = hex.EncodeToString(sum[:])
+	if err := l.put(name, buf.Bytes()); err != nil {
+		return res, err
+	}
+	res.Size += int64(buf.Len())
+	var err error
+	res.URL, err = l.store.join(l.prefix, name)
+	return res, err
+}
+
+func frameRate(r *rendition) float64 {
+	var samples int
+	var d time.Duration
+	for _, s := range r.segs {
+		samples += s.Samples
+		d += s.Duration
+	}
+	if d <= 0 || r.track.Kind != "video" {
+		return 0
+	}
+	return math.Round(float64(samples)/d.Seconds()*1000) / 1000
+}
+
+// abort takes back every object this attempt published; the current segments are discarded.
+func (l *ladderSink) abort() {
+	for _, r := range l.rends {
+		if r.cur != nil {
+			r.cur.Abort()
+			r.cur = nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), 30*time.Second)
+	defer cancel()
+	for _, u := range l.written {
+		_ = l.store.remove(ctx, u)
+	}
+	l.written = nil
+}
