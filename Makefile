@@ -34,9 +34,11 @@ deps:
 	@$(GO) mod download
 
 # tools installs the real nats-server binary (tests of interoperability against an external
-# server skip without it) into GOBIN.
+# server skip without it) into GOBIN, and builds SeaweedFS once into the cache directory: the
+# S3-compatible server the storage tests run on loopback (about 4 minutes the first time).
 NATS_SERVER_VERSION := v2.15.2
 tools: $(GOBIN)/nats-server
+	@./scripts/seaweedfs.sh >/dev/null
 $(GOBIN)/nats-server:
 	$(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
 

@@ -35,6 +35,7 @@ type Stream struct {
 	SampleRate  int
 	Duration    time.Duration // duration, else the matroska DURATION tag; 0 if unknown
 	AttachedPic bool          // cover art: a video stream that is not a video
+	Default     bool          // disposition default: the track a player picks first
 }
 
 // ProbeResult is ffprobe's view of a file.
@@ -209,6 +210,7 @@ func ParseProbe(jsonBytes []byte) (*ProbeResult, error) {
 			SampleRate:  int(parseInt(s.SampleRate)),
 			Duration:    seconds(s.Duration),
 			AttachedPic: s.Disposition["attached_pic"] == 1,
+			Default:     s.Disposition["default"] == 1,
 		}
 		if st.Duration == 0 {
 			// DURATION, else the longest DURATION-<lang>: the same answer whatever the

@@ -30,8 +30,8 @@ func TestParseProbe(t *testing.T) {
 				FormatName: "mov,mp4,m4a,3gp,3g2,mj2", Duration: 10010 * time.Millisecond, BitRate: 4190000, Size: 5242880,
 				Streams: []Stream{
 					{Index: 0, Type: "video", Codec: "h264", Width: 1920, Height: 1080, PixFmt: "yuv420p", Rotation: 90, SAR: "1:1",
-						FrameRate: 30000.0 / 1001, FieldOrder: "progressive", Duration: 10010 * time.Millisecond},
-					{Index: 1, Type: "audio", Codec: "aac", Channels: 2, SampleRate: 44100, Duration: 10 * time.Second},
+						FrameRate: 30000.0 / 1001, FieldOrder: "progressive", Duration: 10010 * time.Millisecond, Default: true},
+					{Index: 1, Type: "audio", Codec: "aac", Channels: 2, SampleRate: 44100, Duration: 10 * time.Second, Default: true},
 				},
 			},
 		},

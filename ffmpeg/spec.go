@@ -53,8 +53,10 @@ type Audio struct {
 	Channels   int
 	SampleRate int
 	// AllTracks maps every audio stream of the input (-map 0:a?), each encoded the same way;
-	// otherwise only the first (-map 0:a:0?).
+	// otherwise only track Track (-map 0:a:Track?): the first by default.
 	AllTracks bool
+	// Track is the audio stream used, counted among the input's audio streams.
+	Track int
 }
 
 // Output is one encoded output, written to its own pipe.
@@ -280,7 +282,7 @@ func appendOutput(a []string, o Output, threads int, label string) []string {
 		if o.Audio.AllTracks {
 			a = append(a, "-map", "0:a?")
 		} else {
-			a = append(a, "-map", "0:a:0?")
+			a = append(a, "-map", "0:a:"+strconv.Itoa(o.Audio.Track)+"?")
 		}
 	}
 	if v := o.Video; v != nil {
@@ -586,6 +588,9 @@ func (a *Audio) validate(f string) error {
 	}
 	if a.Bitrate != "" && !rateRe.MatchString(a.Bitrate) {
 		return specErr(f+".Bitrate", "want a number with optional k/M suffix, got %q", a.Bitrate)
+	}
+	if a.Track < 0 || a.Track > 64 {
+		return specErr(f+".Track", "must be 0..64, got %d", a.Track)
 	}
 	if a.Channels < 0 || a.Channels > 8 {
 		return specErr(f+".Channels", "must be 0..8, got %d", a.Channels)

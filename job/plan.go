@@ -452,7 +452,7 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 				mp.Spec.Outputs = append(mp.Spec.Outputs, out)
 			}
 			if r.Audio != nil && hasAudio {
-				out := ffmpeg.Output{Container: "mp4", Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes, Segment: r.Segment, Audio: planAudio(r.Audio)}
+				out := ffmpeg.Output{Container: "mp4", Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes, Segment: r.Segment, Audio: planAudio(r.Audio, probe)}
 				po.Spec = append(po.Spec, len(mp.Spec.Outputs))
 				po.Renditions = append(po.Renditions, Rendition{Name: "audio"})
 				mp.Spec.Outputs = append(mp.Spec.Outputs, out)
@@ -488,7 +488,7 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 			out.Video = planVideo(r.Video)
 		}
 		if r.Audio != nil {
-			out.Audio = planAudio(r.Audio)
+			out.Audio = planAudio(r.Audio, probe)
 		}
 		po.Spec = []int{len(mp.Spec.Outputs)}
 		mp.Spec.Outputs = append(mp.Spec.Outputs, out)
@@ -522,8 +522,23 @@ func planVideo(rv *Video) *ffmpeg.Video {
 	return v
 }
 
-func planAudio(ra *Audio) *ffmpeg.Audio {
+// planAudio is the ffmpeg audio of an output; with a probe, the input's default audio track
+// (disposition default) is the one used, else the first.
+func planAudio(ra *Audio, probe *ffmpeg.ProbeResult) *ffmpeg.Audio {
 	a := &ffmpeg.Audio{Codec: audioEncoders[ra.Codec], Bitrate: ra.Bitrate, Channels: ra.Channels, SampleRate: ra.SampleRate, AllTracks: ra.AllTracks}
+	if probe != nil && !a.AllTracks {
+		n := 0
+		for _, s := range probe.Streams {
+			if s.Type != "audio" {
+				continue
+			}
+			if s.Default {
+				a.Track = n
+				break
+			}
+			n++
+		}
+	}
 	if a.Codec != "copy" && a.Channels == 0 {
 		a.Channels = 2
 	}
