@@ -90,6 +90,9 @@ type Spec struct {
 	// chain per output: a deinterlace every output asks for runs once. The input must have a
 	// video stream (the graph names 0:v:0, which is not optional there): set it after a probe.
 	SplitVideo bool
+	// Threads, when > 0, is -threads for every encoder of this run, over Config.Threads: the
+	// worker shares the machine's cores among the jobs it runs at once.
+	Threads int
 }
 
 // MaxOutputs bounds the number of outputs (and so of pipes) of one run.
@@ -192,6 +195,9 @@ func (s Spec) Args() ([]string, error) { return s.args(0) }
 func (s Spec) args(threads int) ([]string, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
+	}
+	if s.Threads > 0 {
+		threads = s.Threads
 	}
 	a := []string{
 		"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+error",
@@ -456,6 +462,9 @@ func (s Spec) validate() error {
 	}
 	if s.MaxPixels < 0 {
 		return specErr("MaxPixels", "must be >= 0, got %d", s.MaxPixels)
+	}
+	if s.Threads < 0 || s.Threads > 256 {
+		return specErr("Threads", "must be 0..256, got %d", s.Threads)
 	}
 	if len(s.Outputs) == 0 {
 		return specErr("Outputs", "at least one output is required")

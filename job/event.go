@@ -141,6 +141,9 @@ type Status struct {
 	Error    *Failure       `json:"error,omitempty"`
 	// CancelRequested is set by `transcoder cancel` so a queued job is dropped when pulled.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// Passed counts deliveries handed on by workers that lack an encoder the job needs while
+	// another live worker has it; they do not count against the delivery limit.
+	Passed int `json:"passed,omitempty"`
 }
 
 // DeadLetter is what the worker keeps about a job that failed for good (stream TRANSCODE_DLQ,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -407,6 +408,41 @@ type PlannedOutput struct {
 type Rendition struct {
 	Name  string // the rung's name, or "audio"
 	Video *Video // nil for the audio rendition
+}
+
+// Encoders returns the ffmpeg encoders the job needs (sorted, without copy): what a worker
+// must have to run it.
+func (j *Job) Encoders(presets Presets) []string {
+	seen := map[string]bool{}
+	add := func(e string) {
+		if e != "" && e != "copy" {
+			seen[e] = true
+		}
+	}
+	for i := range j.Outputs {
+		r, err := j.Resolve(i, presets)
+		if err != nil {
+			continue
+		}
+		if r.Video != nil {
+			add(videoEncoders[r.Video.Codec])
+		}
+		for _, rung := range r.Ladder {
+			add(videoEncoders[rung.Video.Codec])
+		}
+		if r.Audio != nil {
+			add(audioEncoders[r.Audio.Codec])
+		}
+		if r.Thumbnails != nil {
+			add("mjpeg")
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for e := range seen {
+		out = append(out, e)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // NeedsProbe reports whether the plan depends on the input's probe: a ladder's rungs do, and

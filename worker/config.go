@@ -76,6 +76,10 @@ type Config struct {
 	// Limits bound what a job may make the worker decode and write. Zero fields take
 	// job.DefaultLimits.
 	Limits job.Limits
+	// Encoders, when set, narrows the encoders this worker offers (and advertises) to these
+	// (ffmpeg names: libx264, libsvtav1, ...): a job that needs another is handed to a worker
+	// that has it. Default: every encoder ffmpeg has.
+	Encoders []string
 	// NoRegistry keeps the worker out of TRANSCODE_WORKERS: for one-shot runs on a private
 	// server, where no one else can see it.
 	NoRegistry bool

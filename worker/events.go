@@ -124,7 +124,7 @@ func withJSON(ctx context.Context, v any, send func(context.Context, []byte) err
 }
 
 func (w *Worker) setStatus(ctx context.Context, r *run, state job.State, p *job.Progress, outs []job.OutputResult, fail ...*job.Failure) {
-	st := job.Status{ID: r.id, State: state, Attempt: r.attempt, WorkerID: w.cfg.ID, Updated: time.Now().UTC(), Progress: p, Outputs: outs}
+	st := job.Status{ID: r.id, State: state, Attempt: r.attempt, WorkerID: w.cfg.ID, Updated: time.Now().UTC(), Progress: p, Outputs: outs, Passed: r.passed}
 	if r.job != nil {
 		st.Input = r.job.Input
 	}

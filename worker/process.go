@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -48,6 +49,7 @@ type run struct {
 	lastPhase time.Time
 	argv      atomic.Pointer[[]string]
 	stderr    atomic.Pointer[string]
+	passed    int // deliveries handed on for want of an encoder; carried in the state
 }
 
 func (r *run) setProbe(p *ffmpeg.ProbeResult) {
@@ -145,11 +147,16 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassInvalidJob, Reason: jerr.Error(), Err: jerr})
 		return
 	}
-	if r.attempt > w.cfg.MaxDeliver {
-		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("delivery limit reached: %d deliveries, the last ones did not finish (worker killed?)", r.attempt-1)})
+	st, _ := w.status(ctx, r.id)
+	passed := 0
+	if st != nil {
+		passed = st.Passed
+	}
+	r.passed = passed
+	if r.attempt-passed > w.cfg.MaxDeliver {
+		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("delivery limit reached: %d deliveries, the last ones did not finish (worker killed?)", r.attempt-1-passed)})
 		return
 	}
-	st, _ := w.status(ctx, r.id)
 	switch {
 	case st != nil && st.CancelRequested:
 		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassCanceled, Reason: "canceled before it started", Err: ErrCanceled})
@@ -165,6 +172,15 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 		return
 	case st == nil:
 		w.emit(ctx, r, job.Event{Type: job.EventQueued, Time: meta.Timestamp})
+	}
+
+	if need := w.missing(ctx, j); len(need) > 0 {
+		handled, err := w.routeByCapability(ctx, r, st, need)
+		if handled {
+			return
+		}
+		w.settle(settleCtx, log, r, nil, err)
+		return
 	}
 
 	w.mu.Lock()
@@ -346,6 +362,7 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		return nil, err
 	}
 	spec := mp.Spec
+	spec.Threads = w.threadsPerEncoder(spec)
 	depth, err := w.outputDepth(len(spec.Outputs))
 	if err != nil {
 		releaseAll(acq, head)
@@ -601,6 +618,24 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 	committed = true
 	r.phase("commit")
 	return results, nil
+}
+
+// threadsPerEncoder shares the machine's cores among the jobs that may run at once and the
+// encoders of this job, so that a full worker does not oversubscribe its cores (each x264 would
+// otherwise start 1.5 threads per core). 0 (ffmpeg's own choice) when the worker runs one job
+// at a time, or when the ffmpeg configuration sets threads.
+func (w *Worker) threadsPerEncoder(spec ffmpeg.Spec) int {
+	if w.cfg.Slots <= 1 || w.cfg.FFmpeg.Config().Threads > 0 {
+		return 0
+	}
+	enc := 0
+	for _, o := range spec.Outputs {
+		if o.Video != nil && o.Video.Codec != "copy" {
+			enc++
+		}
+	}
+	perJob := max(1, runtime.GOMAXPROCS(0)/w.cfg.Slots)
+	return max(1, perJob/max(1, enc))
 }
 
 // po0 is the ffmpeg output of single-file job output i.

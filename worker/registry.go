@@ -64,13 +64,7 @@ func (w *Worker) advertise(ctx context.Context, kv jetstream.KeyValue) {
 	host, _ := os.Hostname()
 	info := WorkerInfo{ID: w.cfg.ID, Host: host, PID: os.Getpid(), Slots: w.cfg.Slots, Started: time.Now().UTC()}
 	info.Version = w.version(ctx)
-	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	caps, err := w.cfg.FFmpeg.Encoders(qctx)
-	if err != nil && ctx.Err() == nil {
-		w.log.Warn("ffmpeg -encoders", "err", err)
-	}
-	info.Capabilities = caps
-	cancel()
+	info.Capabilities = w.encoders(ctx)
 	t := time.NewTicker(registryBeat)
 	defer t.Stop()
 	for {

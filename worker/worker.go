@@ -60,7 +60,9 @@ type Worker struct {
 	ffmpegVersion atomic.Pointer[string]
 	metrics       *metrics
 	advertDone    chan struct{}
-	ownStorage    bool // Storage was made by New, so Shutdown closes it
+	ownStorage    bool                     // Storage was made by New, so Shutdown closes it
+	caps          atomic.Pointer[[]string] // encoders offered, learned once
+	registry      jetstream.KeyValue       // nil with NoRegistry
 }
 
 // Errors that end a job for a reason of the worker's, not of ffmpeg's.
@@ -143,6 +145,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		if registry, err = ensureRegistry(ctx, w.js, replicas); err != nil {
 			return fmt.Errorf("worker: %w", err)
 		}
+		w.registry = registry
 	}
 	w.cancelSub, err = w.cfg.Conn.Subscribe(cancelSubjects, w.onCancel)
 	if err != nil {
