@@ -95,7 +95,7 @@ const passDelay = time.Second
 func (w *Worker) routeByCapability(ctx context.Context, r *run, st *job.Status, need []string) (handled bool, err error) {
 	ok, lerr := w.capableWorker(ctx, need)
 	if lerr != nil {
-		w.log.Warn("registry", "err", lerr)
+		r.log.Warn("registry", "err", lerr)
 	}
 	if ok {
 		if st == nil {
@@ -104,9 +104,9 @@ func (w *Worker) routeByCapability(ctx context.Context, r *run, st *job.Status, 
 		st.Passed++
 		st.Updated = time.Now().UTC()
 		if perr := putJSON(ctx, w.kv, r.id, st); perr != nil {
-			w.log.Warn("update state", "job", r.id, "err", perr)
+			r.log.Warn("update state", "err", perr)
 		}
-		w.log.Info("job needs encoders this worker lacks; handed to a capable worker", "job", r.id, "missing", strings.Join(need, ","))
+		r.log.Info("job needs encoders this worker lacks; handed to a capable worker", "missing", strings.Join(need, ","))
 		w.metrics.jobs.WithLabelValues("passed", "").Inc()
 		_ = r.msg.NakWithDelay(passDelay)
 		return true, nil

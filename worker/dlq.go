@@ -54,7 +54,7 @@ func (w *Worker) deadLetter(ctx context.Context, r *run, fail *job.Failure) {
 		dl.Probe, _ = json.Marshal(p)
 	}
 	if err := publishJSON(ctx, w.js, DLQSubject(r.id), dl); err != nil {
-		w.log.Warn("dead letter", "job", r.id, "err", err)
+		r.logger(w).Warn("dead letter", "err", err)
 	}
 }
 

@@ -99,7 +99,7 @@ func (w *Worker) emit(ctx context.Context, r *run, ev job.Event) {
 		ev.Metadata = r.job.Metadata
 	}
 	if err := publishJSON(ctx, w.js, EventSubject(r.id), ev); err != nil {
-		w.log.Warn("publish event", "job", r.id, "type", ev.Type, "err", err)
+		r.logger(w).Warn("publish event", "type", ev.Type, "err", err)
 	}
 }
 
@@ -132,7 +132,7 @@ func (w *Worker) setStatus(ctx context.Context, r *run, state job.State, p *job.
 		st.Error = fail[0]
 	}
 	if err := putJSON(ctx, w.kv, r.id, st); err != nil {
-		w.log.Warn("update state", "job", r.id, "state", state, "err", err)
+		r.logger(w).Warn("update state", "state", state, "err", err)
 	}
 }
 

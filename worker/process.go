@@ -49,7 +49,16 @@ type run struct {
 	lastPhase time.Time
 	argv      atomic.Pointer[[]string]
 	stderr    atomic.Pointer[string]
-	passed    int // deliveries handed on for want of an encoder; carried in the state
+	passed    int          // deliveries handed on for want of an encoder; carried in the state
+	log       *slog.Logger // the worker's, with the job id and attempt on every line
+}
+
+// logger is the job's logger (the worker's before the job's has been made).
+func (r *run) logger(w *Worker) *slog.Logger {
+	if r.log != nil {
+		return r.log
+	}
+	return w.log.With("job", r.id, "attempt", r.attempt)
 }
 
 func (r *run) setProbe(p *ffmpeg.ProbeResult) {
@@ -136,6 +145,7 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 		r.job = &job.Job{ID: r.id}
 	}
 	log := w.log.With("job", r.id, "attempt", r.attempt)
+	r.log = log
 	ctx, cancel := context.WithCancelCause(w.workCtx)
 	defer cancel(nil)
 	r.cancel = cancel
@@ -285,7 +295,7 @@ func (w *Worker) watch(ctx context.Context, r *run, stop <-chan struct{}) {
 				// with nothing moving (ffmpeg hung, a sink that stopped) is a stall.
 				last, lastAt = a, time.Now()
 				if err := r.msg.InProgress(); err != nil {
-					w.log.Warn("heartbeat failed", "job", r.id, "err", err)
+					r.log.Warn("heartbeat failed", "err", err)
 				}
 			case time.Since(lastAt) > w.cfg.StallTimeout:
 				r.cancel(fmt.Errorf("%w: no progress for %s", ErrStalled, w.cfg.StallTimeout.Round(time.Second)))

@@ -60,6 +60,7 @@ type fileConfig struct {
 	MaxOutputBytes   int64           `yaml:"max_output_bytes"`
 	Threads          int             `yaml:"threads"`
 	MetricsAddr      string          `yaml:"metrics_addr"`
+	Encoders         []string        `yaml:"encoders"`
 	FileRoots        []string        `yaml:"file_roots"`
 	AllowPrivate     bool            `yaml:"allow_private_networks"`
 	MaxInputBytes    int64           `yaml:"max_input_bytes"`

@@ -118,7 +118,7 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 		SpoolLimit: cfg.SpoolLimit, AckWait: cfg.AckWait, Heartbeat: cfg.Heartbeat,
 		StallTimeout: cfg.StallTimeout, MaxDeliver: cfg.MaxDeliver, Backoff: cfg.Backoff,
 		TimeoutFloor: cfg.TimeoutFloor, TimeoutFactor: cfg.TimeoutFactor, TimeoutCap: cfg.TimeoutCap,
-		ProgressInterval: cfg.ProgressInterval, Limits: cfg.limits(),
+		ProgressInterval: cfg.ProgressInterval, Limits: cfg.limits(), Encoders: cfg.Encoders,
 	})
 	if err != nil {
 		return usageError{err}
