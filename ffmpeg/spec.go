@@ -70,6 +70,10 @@ type Output struct {
 	// gap ffmpeg fills with duplicated frames) can make the worker write. Fragmented mp4 is
 	// written a fragment (one GOP) at a time, so it can overshoot by one fragment.
 	MaxBytes int64
+	// Path, when set, makes ffmpeg write this local file (a worker's spool file) instead of
+	// the output's pipe: an mp4 or m4a with its index at the front (-movflags +faststart),
+	// which ffmpeg must seek back to write. Progressive-download players start it at once.
+	Path string
 	// Segment > 0 makes the output a CMAF stream (fragmented mp4 only) to be cut into segments
 	// of this length: keyframes are forced at every multiple of Segment, at the same instants in
 	// every output of the run, so renditions of a ladder switch cleanly; scene-cut keyframes are
@@ -217,6 +221,10 @@ func (s Spec) args(threads int) ([]string, error) {
 	}
 	for i, o := range s.Outputs {
 		a = appendOutput(a, o, threads, labels[i])
+		if o.Path != "" {
+			a = append(a, "-y", "file:"+o.Path)
+			continue
+		}
 		a = append(a, "pipe:"+strconv.Itoa(OutputFD(i)))
 	}
 	return a, nil
@@ -343,6 +351,9 @@ func appendContainer(a []string, o Output) []string {
 	isMP4 := o.Container == "mp4" || o.Container == "m4a"
 	if !isMP4 {
 		return append(a, containerArgs[o.Container]...)
+	}
+	if o.Path != "" {
+		return append(a, containerArgs[o.Container][0], containerArgs[o.Container][1], "-movflags", "+faststart")
 	}
 	flags := "+frag_keyframe+empty_moov+default_base_moof"
 	if o.Video == nil {
@@ -499,6 +510,9 @@ func (o Output) validate(field string) error {
 	}
 	if o.Segment < 0 || (o.Segment > 0 && o.Segment < 500*time.Millisecond) || o.Segment > time.Minute {
 		return specErr(field+".Segment", "must be 0 or 0.5s..60s, got %v", o.Segment)
+	}
+	if o.Path != "" && (!strings.HasPrefix(o.Path, "/") || strings.ContainsRune(o.Path, 0) || (o.Container != "mp4" && o.Container != "m4a") || o.Segment > 0) {
+		return specErr(field+".Path", "an absolute spool file, for mp4 or m4a only (not segmented)")
 	}
 	if o.Segment > 0 && o.Container != "mp4" && o.Container != "m4a" {
 		return specErr(field+".Segment", "segments are cut from fragmented mp4, not %s", o.Container)

@@ -48,6 +48,10 @@ type Output struct {
 	// NoVideo and NoAudio drop a stream the preset would otherwise produce.
 	NoVideo bool `json:"no_video,omitempty"`
 	NoAudio bool `json:"no_audio,omitempty"`
+	// Faststart writes an mp4 or m4a with its index at the front, for progressive download:
+	// the worker has ffmpeg write it to a spool file and publishes it when complete. Without
+	// it, mp4 is fragmented and streamed out as it is encoded.
+	Faststart bool `json:"faststart,omitempty"`
 	// Thumbnails makes the output still images (container jpg); see Thumbnails.
 	Thumbnails *Thumbnails `json:"thumbnails,omitempty"`
 }

@@ -79,6 +79,8 @@ type ResolvedOutput struct {
 	Segment time.Duration
 	// Thumbnails is set for jpg outputs (Video and Audio are nil then).
 	Thumbnails *Thumbnails
+	// Faststart: an mp4/m4a with its index at the front, written to a spool file first.
+	Faststart bool
 }
 
 // Resolve applies presets to output i: fields set on the output win over its preset, which wins
@@ -106,8 +108,8 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 		container = o.Container
 	}
 	if container == ContainerJPEG || o.Thumbnails != nil || p.Thumbnails != nil {
-		if o.Video != nil || o.Audio != nil {
-			return ResolvedOutput{}, &FieldError{f, "a thumbnails output has no video or audio settings"}
+		if o.Video != nil || o.Audio != nil || o.Faststart {
+			return ResolvedOutput{}, &FieldError{f, "a thumbnails output has no video, audio or faststart settings"}
 		}
 		if container == "" || o.Container == "" && o.Thumbnails != nil && p.Thumbnails == nil {
 			container = ContainerJPEG
@@ -125,6 +127,9 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 		}
 		if o.Video != nil {
 			return ResolvedOutput{}, &FieldError{f + ".video", "a ladder's renditions come from its preset's rungs (add your own with --presets FILE)"}
+		}
+		if o.Faststart {
+			return ResolvedOutput{}, &FieldError{f + ".faststart", "a ladder is segments, not one mp4"}
 		}
 		rungs := p.Ladder
 		if o.NoVideo {
@@ -152,6 +157,12 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 	r, err := resolved(container, video, audio, f)
 	if err != nil {
 		return ResolvedOutput{}, err
+	}
+	if o.Faststart {
+		if container != "mp4" && container != "m4a" {
+			return ResolvedOutput{}, &FieldError{f + ".faststart", fmt.Sprintf("is for mp4 and m4a, not %s", container)}
+		}
+		r.Faststart = true
 	}
 	r.Location = loc
 	return r, nil

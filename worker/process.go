@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -445,6 +446,14 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		}
 		files[i] = s
 		writers[po.Spec[0]] = s
+		if po.Resolved.Faststart {
+			// ffmpeg writes the file itself (it seeks back to put the index in front); it is
+			// copied to the sink through the ring once complete.
+			path := filepath.Join(w.cfg.SpoolDir, fmt.Sprintf("transcoder-faststart-%s-%d-%d.%s", r.id, r.attempt, i, po.Resolved.Container))
+			spec.Outputs[po.Spec[0]].Path = path
+			defer func() { _ = os.Remove(path) }()
+			writers[po.Spec[0]] = io.Discard // its pipe stays empty
+		}
 	}
 
 	proc, err := w.cfg.FFmpeg.Start(ctx, spec)
@@ -570,6 +579,16 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		}
 		return nil, err
 	}
+	// Spooled (faststart) outputs go to their sinks now, through the ring.
+	for i, s := range files {
+		if s == nil || !mp.Outputs[i].Resolved.Faststart {
+			continue
+		}
+		if err := copySpool(ctx, spec.Outputs[po0(mp, i)].Path, s, acq); err != nil {
+			return nil, err
+		}
+	}
+	r.phase("publish-spooled")
 	// Flush and verify every file output at once: ffprobe reads the page cache while fsync
 	// writes it. Ladders were verified segment by segment; their checks are on the numbers.
 	results := make([]job.OutputResult, len(mp.Outputs))
@@ -646,6 +665,35 @@ func (w *Worker) threadsPerEncoder(spec ffmpeg.Spec) int {
 	}
 	perJob := max(1, runtime.GOMAXPROCS(0)/w.cfg.Slots)
 	return max(1, perJob/max(1, enc))
+}
+
+// copySpool streams a spool file into a sink, one ring buffer at a time.
+func copySpool(ctx context.Context, path string, dst io.Writer, acq pipeline.Acquirer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("spooled output: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	for {
+		b, err := acq.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		n, rerr := f.Read(b.Space())
+		if n > 0 {
+			if _, err := dst.Write(b.Space()[:n]); err != nil {
+				acq.Release(b)
+				return fmt.Errorf("output: %w", err)
+			}
+		}
+		acq.Release(b)
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return fmt.Errorf("spooled output: %w", rerr)
+		}
+	}
 }
 
 // po0 is the ffmpeg output of single-file job output i.

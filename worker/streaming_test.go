@@ -321,6 +321,36 @@ func TestStreamingOutputs(t *testing.T) {
 		}
 	})
 
+	t.Run("faststart-mp4", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		in := genMedia(t, dir, "in.mp4", cat(srcVideo("320x240", 25, 3), srcAudio(440, 3), x264Fast, []string{"-c:a", "aac", "-movflags", "+faststart"})...)
+		out := filepath.Join(dir, "fs.mp4")
+		ev := run(t, in, job.Output{URL: "file://" + out, Preset: "h264-480p", Video: fastH264, Faststart: true},
+			job.Output{URL: "file://" + filepath.Join(dir, "frag.mp4"), Preset: "h264-480p", Video: fastH264})
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Top-level boxes: the index (moov) before the media (mdat), no fragments.
+		var boxes []string
+		for off := 0; off+8 <= len(b); {
+			size := int(uint32(b[off])<<24 | uint32(b[off+1])<<16 | uint32(b[off+2])<<8 | uint32(b[off+3]))
+			boxes = append(boxes, string(b[off+4:off+8]))
+			if size < 8 {
+				break
+			}
+			off += size
+		}
+		moov, mdat := slices.Index(boxes, "moov"), slices.Index(boxes, "mdat")
+		if moov < 0 || mdat < 0 || moov > mdat || slices.Contains(boxes, "moof") {
+			t.Errorf("faststart boxes %v, want moov before mdat and no moof", boxes)
+		}
+		if res := ev.Outputs[0]; res.Size != int64(len(b)) || math.Abs(res.Duration-3) > 0.1 {
+			t.Errorf("result %+v", res)
+		}
+	})
+
 	t.Run("thumbnails-of-audio-fail", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()

@@ -81,6 +81,7 @@ type jobFlags struct {
 	id       string
 	meta     []string
 	presets  string
+	fast     bool
 }
 
 func (f *jobFlags) register(c *cobra.Command) {
@@ -91,6 +92,7 @@ func (f *jobFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.id, "id", "", "job id (default: generated); resubmitting an id within 10 minutes is deduplicated")
 	c.Flags().StringArrayVar(&f.meta, "meta", nil, "metadata KEY=VALUE echoed in every event (repeatable)")
 	c.Flags().StringVar(&f.presets, "presets", "", "extra presets YAML file")
+	c.Flags().BoolVar(&f.fast, "faststart", false, "mp4/m4a outputs with the index at the front (progressive download), instead of fragmented")
 	_ = c.MarkFlagRequired("output")
 }
 
@@ -110,7 +112,7 @@ func (f *jobFlags) build(input string) (*job.Job, job.Presets, error) {
 		if err != nil {
 			return nil, nil, usageError{fmt.Errorf("output: %w", err)}
 		}
-		j.Outputs = append(j.Outputs, job.Output{URL: u})
+		j.Outputs = append(j.Outputs, job.Output{URL: u, Faststart: f.fast})
 	}
 	for _, kv := range f.meta {
 		k, v, ok := strings.Cut(kv, "=")
