@@ -204,7 +204,7 @@ func (s *Store) createNATS(ctx context.Context, loc location, o CreateOptions) (
 	js := s.cfg.JetStream
 	obs, err := js.ObjectStore(ctx, loc.bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		obs, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: loc.bucket})
+		obs, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: loc.bucket, Replicas: max(1, s.cfg.ObjectReplicas)})
 		if errors.Is(err, jetstream.ErrBucketExists) { // created meanwhile by another worker
 			obs, err = js.ObjectStore(ctx, loc.bucket)
 		}

@@ -67,6 +67,9 @@ type Config struct {
 	MaxInputBytes int64
 	// JetStream serves nats://BUCKET/KEY (JetStream object store). Nil: nats:// is refused.
 	JetStream jetstream.JetStream
+	// ObjectReplicas is the replica count of object store buckets this store creates (default
+	// 1; 3 on a cluster, so that an output survives the loss of a server).
+	ObjectReplicas int
 	// S3 serves s3://BUCKET/KEY. Without an Endpoint, s3:// is refused.
 	S3 S3Config
 	// TempDir holds the spooled parts of S3 uploads (default os.TempDir()).
@@ -318,7 +321,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		r.err = newErr("read", r.raw, ErrTooLarge, fmt.Sprintf("input is larger than the limit of %d bytes", r.max), nil)
 		return n - int(r.n-r.max), r.err
 	}
-	if err != nil && !errors.Is(err, io.EOF) {
+	if err != nil { // sticky, EOF too: a Read after EOF must not resume (HTTP/S3 would GET bytes=size-)
 		r.err = err
 	}
 	return n, err

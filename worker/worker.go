@@ -89,7 +89,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	ownStorage := cfg.Storage == nil
 	if ownStorage {
-		if cfg.Storage, err = storage.New(storage.Config{JetStream: js, TempDir: cfg.SpoolDir}); err != nil {
+		if cfg.Storage, err = storage.New(storage.Config{JetStream: js, TempDir: cfg.SpoolDir, ObjectReplicas: Replicas(cfg.Conn)}); err != nil {
 			return nil, fmt.Errorf("worker: storage: %w", err)
 		}
 	}

@@ -106,7 +106,9 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	st, err := storage.New(cfg.storageConfig(js, cfg.SpoolDir))
+	stcfg := cfg.storageConfig(js, cfg.SpoolDir)
+	stcfg.ObjectReplicas = worker.Replicas(nc)
+	st, err := storage.New(stcfg)
 	if err != nil {
 		return usageError{err}
 	}
