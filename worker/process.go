@@ -332,15 +332,26 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 	if needProbe {
 		nHead = min(w.cfg.ChanDepth+1, max(1, w.cfg.ProbeBytes/bufSize))
 	}
-	head, _, err := readHead(ctx, src, acq, nHead)
+	head, eof, err := readHead(ctx, src, acq, nHead)
 	if err != nil {
 		releaseAll(acq, head)
 		return nil, err
 	}
 	in := ffmpeg.Input{}
 	var probe *ffmpeg.ProbeResult
-	switch {
-	case scanMP4(chunks(head)) == mp4MoovTail:
+	spoolInput := scanMP4(chunks(head)) == mp4MoovTail
+	if !spoolInput && needProbe {
+		probe, err = w.cfg.FFmpeg.ProbeChunks(ctx, chunks(head))
+		if err != nil && eof {
+			releaseAll(acq, head)
+			return nil, err
+		}
+		// The head was not enough to describe the input (an mp4 whose index is larger than
+		// the head, say): spool it and probe the file.
+		spoolInput = err != nil
+		r.phase("probe")
+	}
+	if spoolInput {
 		path, err := spool(ctx, w.cfg.SpoolDir, "transcoder-spool-"+r.id+"-*", head, src, acq, w.cfg.SpoolLimit)
 		releaseAll(acq, head)
 		head = nil
@@ -353,12 +364,6 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 		}
 		in.Path = path
 		r.phase("spool")
-	case needProbe:
-		if probe, err = w.cfg.FFmpeg.ProbeChunks(ctx, chunks(head)); err != nil {
-			releaseAll(acq, head)
-			return nil, err
-		}
-		r.phase("probe")
 	}
 	if probe != nil {
 		if err := r.job.CheckMedia(w.cfg.Presets, probe, w.cfg.Limits); err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/worker"
 )
 
 // variant is one EXT-X-STREAM-INF of a master playlist.
@@ -318,6 +319,32 @@ func TestStreamingOutputs(t *testing.T) {
 		}
 		if p := probeMedia(t, filepath.Join(dir, "at2.jpg")).of("video"); len(p) != 1 || p[0].Width != 320 {
 			t.Errorf("poster %+v", p)
+		}
+	})
+
+	t.Run("ladder-index-larger-than-the-head", func(t *testing.T) {
+		t.Parallel()
+		// The head probe gets one 1 MiB buffer; this mp4's moov (index and 1.4 MB of tags) is
+		// larger: the input is spooled and probed whole instead.
+		e2 := setup(t)
+		e2.startWorker("small-head", func(c *worker.Config) { c.ProbeBytes = 64 << 10 })
+		dir := t.TempDir()
+		args := cat(srcVideo("640x360", 25, 2), x264Fast)
+		big := strings.Repeat("a", 120000)
+		for i := range 12 {
+			args = append(args, "-metadata", fmt.Sprintf("k%d=%s", i, big))
+		}
+		in := genMedia(t, dir, "bigmoov.mp4", append(args, "-movflags", "+faststart+use_metadata_tags")...)
+		out := filepath.Join(dir, "hls")
+		id, err := e2.client.Submit(context.Background(), &job.Job{Input: "file://" + in, Outputs: []job.Output{{URL: "file://" + out, Preset: "hls-abr"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := e2.events.terminal(t, id); ev.Type != job.EventSucceeded {
+			t.Fatalf("ended %s %+v", ev.Type, ev.Error)
+		}
+		if vars, _ := readMaster(t, filepath.Join(out, "master.m3u8")); len(vars) != 1 || vars[0].width != 640 {
+			t.Errorf("variants %+v, want the 360p rung at 640x360", vars)
 		}
 	})
 
