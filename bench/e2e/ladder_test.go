@@ -33,7 +33,10 @@ func BenchmarkLadder(b *testing.B) {
 	if s, err := strconv.ParseFloat(os.Getenv("LADDER_SECONDS"), 64); err == nil && s > 0 {
 		secs = s
 	}
-	in := testenv.MakeClip(b, testenv.Clip{Seconds: secs, Size: "1920x1080", Rate: 25})
+	// Camera-like: grain, High profile with B-frames and CABAC at ~15 Mb/s, which costs what a
+	// phone's or a camera's 1080p costs to decode (testsrc2 at ultrafast is nearly free).
+	in := testenv.MakeClip(b, testenv.Clip{Seconds: secs, Size: "1920x1080", Rate: 25,
+		Extra: []string{"-vf", "noise=alls=10:allf=t", "-preset", "fast", "-profile:v", "high", "-b:v", "15M", "-maxrate", "18M", "-bufsize", "30M"}})
 	r := newRig(b, nil, 1)
 	dir := b.TempDir()
 	mkJob := func(name string) *job.Job {
