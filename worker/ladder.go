@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,7 +44,9 @@ type ladderSink struct {
 	target time.Duration
 	rends  []*rendition
 	out    *atomic.Int64
-	// written lists every object committed so far, so an aborted job can take them back.
+	// written lists every object committed so far, so an aborted job can take them back. The
+	// renditions' sinks append to it from their own goroutines.
+	mu      sync.Mutex
 	written []string
 }
 
@@ -96,9 +99,15 @@ func (l *ladderSink) put(name string, data []byte) error {
 		w.Abort()
 		return err
 	}
-	l.written = append(l.written, u)
+	l.record(u)
 	l.out.Add(int64(len(data)))
 	return nil
+}
+
+func (l *ladderSink) record(u string) {
+	l.mu.Lock()
+	l.written = append(l.written, u)
+	l.mu.Unlock()
 }
 
 // Init publishes the rendition's init segment.
@@ -119,7 +128,7 @@ func (r *rendition) Segment(n int) (io.Writer, error) {
 		return nil, err
 	}
 	r.cur = w
-	r.l.written = append(r.l.written, u)
+	r.l.record(u)
 	return countingWriter{w: w, n: r.l.out, first: &r.first}, nil
 }
 
@@ -225,6 +234,7 @@ func (l *ladderSink) publish() (job.OutputResult, error) {
 			if err := l.put(r.name+"/"+segment.MediaPlaylistName, buf.Bytes()); err != nil {
 				return res, err
 			}
+			res.Size += int64(buf.Len())
 		}
 		res.Size += r.size
 		res.Duration = math.Max(res.Duration, math.Round(r.seg.Duration().Seconds()*1000)/1000)
@@ -314,8 +324,11 @@ func (l *ladderSink) abort() {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), 30*time.Second)
 	defer cancel()
-	for _, u := range l.written {
+	l.mu.Lock()
+	written := l.written
+	l.written = nil
+	l.mu.Unlock()
+	for _, u := range written {
 		_ = l.store.remove(ctx, u)
 	}
-	l.written = nil
 }

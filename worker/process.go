@@ -158,6 +158,15 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassInvalidJob, Reason: jerr.Error(), Err: jerr})
 		return
 	}
+	// A redelivery of a job still running here (a heartbeat lost on the way) is the running
+	// attempt's to settle; it must not count against the delivery limit either.
+	w.mu.Lock()
+	dup := w.running[r.id] != nil
+	w.mu.Unlock()
+	if dup {
+		log.Warn("job already running on this worker; dropping duplicate delivery")
+		return
+	}
 	st, _ := w.status(ctx, r.id)
 	passed := 0
 	if st != nil {
@@ -289,18 +298,20 @@ func (w *Worker) watch(ctx context.Context, r *run, stop <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-hb.C:
-			a := r.advance()
-			switch {
-			case a != last:
-				// Input read, output written or ffmpeg's clock moved. A job blocked on the ring
-				// with nothing moving (ffmpeg hung, a sink that stopped) is a stall.
+			// Input read, output written or ffmpeg's clock moved. A job blocked on the ring
+			// with nothing moving (ffmpeg hung, a sink that stopped) is a stall: this worker
+			// stops it after StallTimeout. Until then the job is this worker's, so the
+			// heartbeat goes on: without it NATS would hand the job to another worker after
+			// AckWait while it still runs here.
+			if a := r.advance(); a != last {
 				last, lastAt = a, time.Now()
-				if err := r.msg.InProgress(); err != nil {
-					r.log.Warn("heartbeat failed", "err", err)
-				}
-			case time.Since(lastAt) > w.cfg.StallTimeout:
+			}
+			if time.Since(lastAt) > w.cfg.StallTimeout {
 				r.cancel(fmt.Errorf("%w: no progress for %s", ErrStalled, w.cfg.StallTimeout.Round(time.Second)))
 				return
+			}
+			if err := r.msg.InProgress(); err != nil {
+				r.log.Warn("heartbeat failed", "err", err)
 			}
 		case <-pr.C:
 			if a := r.advance(); a != lastSent {
