@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -69,6 +70,12 @@ func httpErr(ctx context.Context, op, raw string, err error) error {
 	var cie x509.CertificateInvalidError
 	if errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &he) || errors.As(err, &cie) {
 		return newErr(op, raw, ErrRejected, "TLS certificate not accepted", err)
+	}
+	// A name the DNS says does not exist (NXDOMAIN) will not start to exist on a retry
+	// minutes later; a resolver that timed out or failed might answer next time.
+	var de *net.DNSError
+	if errors.As(err, &de) && de.IsNotFound {
+		return newErr(op, raw, ErrNotFound, "host "+de.Name+" not found (DNS)", err)
 	}
 	return newErr(op, raw, ErrUnavailable, "", err)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -270,6 +271,19 @@ func TestHTTPStatusClasses(t *testing.T) {
 	dead.Close()
 	if _, err := s.Open(context.Background(), deadURL+"/x"); !storage.Transient(err) {
 		t.Errorf("connection refused: %v, want transient", err)
+	}
+}
+
+// TestHTTPUnknownHost: a name the DNS says does not exist is not found, not worth retrying.
+func TestHTTPUnknownHost(t *testing.T) {
+	s := newStore(t, storage.Config{})
+	_, err := s.Open(context.Background(), "http://no-such-host.invalid/x.mp4")
+	var de *net.DNSError
+	if errors.As(err, &de) && !de.IsNotFound {
+		t.Skipf("no usable resolver here: %v", err)
+	}
+	if !errors.Is(err, storage.ErrNotFound) || storage.Transient(err) || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("unknown host: %v, want ErrNotFound, not transient", err)
 	}
 }
 
