@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -53,15 +54,21 @@ func copyChunks(w io.Writer, r io.Reader) (int64, error) {
 	}
 }
 
-// clientStore is a storage.Store for a CLI command: nats:// through nc, everything else with
-// the defaults a client on the user's machine expects (its own files; private networks allowed,
-// since the user is reaching their own network, not a worker reaching someone else's).
+// clientStore is a storage.Store for a CLI command: nats:// through nc, s3:// at
+// TRANSCODER_S3_ENDPOINT (TRANSCODER_S3_REGION, TRANSCODER_S3_SECURE=false for plain HTTP;
+// credentials as for workers), everything else with the defaults a client on the user's machine
+// expects (its own files; private networks allowed, since the user is reaching their own
+// network, not a worker reaching someone else's).
 func clientStore(nc *nats.Conn) (*storage.Store, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
 	}
-	return storage.New(storage.Config{JetStream: js, AllowPrivateNetworks: true})
+	s3 := storage.S3Config{Endpoint: os.Getenv("TRANSCODER_S3_ENDPOINT"), Region: os.Getenv("TRANSCODER_S3_REGION"), Secure: true}
+	if v, err := strconv.ParseBool(os.Getenv("TRANSCODER_S3_SECURE")); err == nil {
+		s3.Secure = v
+	}
+	return storage.New(storage.Config{JetStream: js, AllowPrivateNetworks: true, S3: s3})
 }
 
 // uploadFile puts the local file at url (nats://BUCKET/KEY), chunk by chunk.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -46,7 +47,7 @@ workers on other machines need no shared disk.`,
 			} else {
 				input = args[0]
 			}
-			j, _, err := jf.build(input)
+			j, presets, err := jf.build(input)
 			if err != nil {
 				return err
 			}
@@ -66,6 +67,9 @@ workers on other machines need no shared disk.`,
 				fmt.Fprintf(stderr, "uploaded %s (%d bytes) to %s\n", upload, n, input)
 			}
 			cl, err := worker.NewClient(cmd.Context(), nc)
+			if err == nil {
+				warnCapabilities(cmd.Context(), cl, j.Encoders(presets), stderr)
+			}
 			if err != nil {
 				return err
 			}
@@ -124,4 +128,31 @@ func waitJob(ctx context.Context, cl *worker.Client, id string, stdout, stderr i
 		fmt.Fprintf(stdout, "%s  %d bytes  %.2fs  %dx%d  sha256:%s\n", o.URL, o.Size, o.Duration, o.Width, o.Height, o.SHA256)
 	}
 	return nil
+}
+
+// warnCapabilities says when no live worker advertises an encoder the job needs: the job would
+// be retried until one appears, then fail. It is a warning: a worker may be on its way.
+func warnCapabilities(ctx context.Context, cl *worker.Client, need []string, stderr io.Writer) {
+	ws, err := cl.Workers(ctx)
+	if err != nil || len(ws) == 0 {
+		if err == nil {
+			fmt.Fprintln(stderr, "warning: no live worker is registered; the job waits in the queue until one starts")
+		}
+		return
+	}
+	for _, w := range ws {
+		if hasAll(w.Capabilities, need) {
+			return
+		}
+	}
+	fmt.Fprintf(stderr, "warning: no live worker can encode all of %v; the job is retried until one can, then fails\n", need)
+}
+
+func hasAll(have, need []string) bool {
+	for _, n := range need {
+		if !slices.Contains(have, n) {
+			return false
+		}
+	}
+	return true
 }
