@@ -305,3 +305,45 @@ func TestDLQCommands(t *testing.T) {
 		t.Errorf("dead letter still listed after a successful retry: %v %q", err, out)
 	}
 }
+
+// TestUploadGetAndCapabilities: submit --upload puts a local file in the object store and the
+// job reads it from there; get fetches the result; a job no live worker can encode is warned
+// about at submit.
+func TestUploadGetAndCapabilities(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "worker.yaml")
+	if err := os.WriteFile(cfg, []byte("encoders: [libx264, aac]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := startWorker(t, "--slots", "1", "--log-level", "warn", "--id", "x264-only", "--config", cfg)
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 2})
+
+	stdout, stderr, err := cli(t, "submit", "--nats", url, "--upload", in, "--preset", "h264-480p", "-o", "nats://results/up/out.mp4", "--wait", "--id", "up-job")
+	if err != nil {
+		t.Fatalf("submit --upload: %v\n%s\n%s", err, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "uploaded") || !strings.Contains(stderr, "nats://uploads/up-job/") || !strings.Contains(stdout, "nats://results/up/out.mp4") {
+		t.Errorf("submit --upload said %q / %q", stdout, stderr)
+	}
+	got := filepath.Join(dir, "got.mp4")
+	if _, stderr, err := cli(t, "get", "--nats", url, "nats://results/up/out.mp4", "-o", got); err != nil {
+		t.Fatalf("get: %v %s", err, stderr)
+	}
+	if d := testenv.Probe(t, got, "format=duration", ""); !strings.HasPrefix(d, "2.0") && !strings.HasPrefix(d, "1.9") {
+		t.Errorf("downloaded output lasts %q, want 2 s", d)
+	}
+	if _, _, err := cli(t, "get", "--nats", url, "nats://results/up/missing.mp4", "-o", filepath.Join(dir, "m.mp4")); err == nil {
+		t.Error("get of a missing object succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "m.mp4")); err == nil {
+		t.Error("a failed get left a file")
+	}
+
+	_, stderr, err = cli(t, "submit", "--nats", url, in, "--preset", "hevc-720p", "-o", filepath.Join(dir, "h.mp4"), "--dry-run=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "no live worker can encode all of [aac libx265]") {
+		t.Errorf("submit of an hevc job to an x264-only fleet said %q", stderr)
+	}
+}
