@@ -110,8 +110,8 @@ func TestArgs(t *testing.T) {
 			wantFlags: []string{"pipe:5"},
 		},
 		{
-			name: "faststart mp4 to a spool file",
-			spec: Spec{Outputs: []Output{{Container: "mp4", Path: "/spool/o.mp4", Video: &Video{Codec: "libx264"}}}},
+			name:    "faststart mp4 to a spool file",
+			spec:    Spec{Outputs: []Output{{Container: "mp4", Path: "/spool/o.mp4", Video: &Video{Codec: "libx264"}}}},
 			wantOut: "-map 0:v:0? -c:v libx264 -vf format=yuv420p -fps_mode vfr -an -f mp4 -movflags +faststart -y file:/spool/o.mp4",
 		},
 		{

@@ -495,7 +495,7 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 			for _, rung := range rungs {
 				out := ffmpeg.Output{Container: "mp4", Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes, Segment: r.Segment, Video: planVideo(rung.Video)}
 				po.Spec = append(po.Spec, len(mp.Spec.Outputs))
-				po.Renditions = append(po.Renditions, Rendition{Name: rung.Name, Video: rung.Video})
+				po.Renditions = append(po.Renditions, Rendition(rung))
 				mp.Spec.Outputs = append(mp.Spec.Outputs, out)
 			}
 			if r.Audio != nil && hasAudio {

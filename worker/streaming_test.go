@@ -83,7 +83,6 @@ type renditionFiles struct {
 	sizes     []int64
 	durations []float64 // EXTINF
 	keyframes []float64
-	starts    []float64 // presentation time of each segment's first frame
 }
 
 func readRendition(t *testing.T, dir string) renditionFiles {
