@@ -57,6 +57,10 @@ type Images struct {
 	Columns, Rows int
 	// Quality is mjpeg's -q:v, 2 (best) .. 31; 0 = DefaultQuality.
 	Quality int
+	// SlotStarts takes spread images from the start of their slots (i*Duration/Count) instead
+	// of the middle: for inputs with about as few frames as images (a one-frame clip gives its
+	// one frame, where the middle of the first slot would come after it).
+	SlotStarts bool
 }
 
 // Frames returns how many frames the selection takes: 1 for a poster, the number of images or
@@ -122,6 +126,10 @@ func (im *Images) selectExpr() string {
 		n = MaxImages
 	}
 	ns := strconv.Itoa(n)
+	if im.spread() && im.SlotStarts {
+		// t >= selected_n*Duration/Count, as t*Count >= selected_n*Duration.
+		return "lt(selected_n," + ns + ")*gte(" + t + "*" + ns + ",selected_n*" + us(im.Duration) + ")"
+	}
 	if im.spread() {
 		// t >= (selected_n+0.5)*Duration/Count, as t*2*Count >= (2*selected_n+1)*Duration.
 		return "lt(selected_n," + ns + ")*gte(" + t + "*" + strconv.Itoa(2*n) + ",(2*selected_n+1)*" + us(im.Duration) + ")"

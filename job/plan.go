@@ -516,10 +516,11 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 			if probe == nil {
 				return nil, fmt.Errorf("job: plan: output %d is thumbnails: it needs the input's probe", i)
 			}
-			if _, ok := probe.Video(); !ok {
+			vs, ok := probe.Video()
+			if !ok {
 				return nil, fmt.Errorf("%w: output %d wants thumbnails, the input has no video", ErrUnsupportedMedia, i)
 			}
-			im := r.Thumbnails.images(probe.Duration)
+			im := r.Thumbnails.images(probe.Duration, vs.FrameRate)
 			if r.Thumbnails.Mode != ffmpeg.ImagesPoster && r.Thumbnails.Count > 0 && probe.Duration <= 0 {
 				return nil, fmt.Errorf("%w: output %d: %d images spread over the input need its duration, which its head does not state (use interval)", ErrUnsupportedMedia, i, r.Thumbnails.Count)
 			}

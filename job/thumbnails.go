@@ -80,8 +80,9 @@ func overlayThumbnails(base, over *Thumbnails) *Thumbnails {
 	return &t
 }
 
-// images is the ffmpeg output for the thumbnails, given the input's duration (0: unknown).
-func (t *Thumbnails) images(d time.Duration) *ffmpeg.Images {
+// images is the ffmpeg output for the thumbnails, given the input's duration (0: unknown) and
+// frame rate (0: unknown).
+func (t *Thumbnails) images(d time.Duration, fps float64) *ffmpeg.Images {
 	im := &ffmpeg.Images{
 		Mode: t.Mode, Count: t.Count, Interval: time.Duration(t.Interval * float64(time.Second)),
 		Duration: d, Width: t.Width, Height: t.Height, Columns: t.Columns, Quality: t.Quality,
@@ -96,6 +97,11 @@ func (t *Thumbnails) images(d time.Duration) *ffmpeg.Images {
 	}
 	if t.Mode == ffmpeg.ImagesSprite && t.Columns == 0 {
 		im.Columns = 10
+	}
+	// Fewer than two frames a slot: the middle of a slot may come after its only frame (or
+	// after the last frame of all), so images are taken from the slots' starts.
+	if t.Count > 0 && d > 0 && (fps <= 0 || d.Seconds()*fps < 2*float64(t.Count)) {
+		im.SlotStarts = true
 	}
 	return im
 }
@@ -117,7 +123,7 @@ func checkThumbnails(t *Thumbnails, field string) error {
 	if t.Mode != ffmpeg.ImagesPoster && t.Count == 0 && t.Interval == 0 {
 		return &FieldError{field + ".thumbnails", "frames and sprite need a count or an interval"}
 	}
-	out := ffmpeg.Output{Images: t.images(time.Hour)}
+	out := ffmpeg.Output{Images: t.images(time.Hour, 25)}
 	spec := ffmpeg.Spec{Outputs: []ffmpeg.Output{out}}
 	if _, err := spec.Args(); err != nil {
 		return &FieldError{field + ".thumbnails", err.Error()}

@@ -140,9 +140,18 @@ func (s *imageSink) publish(duration time.Duration) (job.OutputResult, error) {
 		return res, nil
 	}
 	cols, rows := s.im.Grid()
+	times := thumbs.Slots(s.im.Count, s.im.Interval, max(duration, s.im.Duration))
+	// Cues are at least a millisecond long (WebVTT's precision): on a clip shorter than its
+	// tiles (a few frames), the index names the first tiles only, the last cue to the end.
+	for i := 1; i < len(times); i++ {
+		if times[i]-times[i-1] < time.Millisecond {
+			times = times[:i]
+			break
+		}
+	}
 	sp := thumbs.Sprite{
 		URI: job.SpriteImage, Columns: cols, Rows: rows, Width: res.Width / max(cols, 1), Height: res.Height / max(rows, 1),
-		Times: thumbs.Slots(s.im.Count, s.im.Interval, max(duration, s.im.Duration)), End: max(duration, s.im.Duration),
+		Times: times, End: max(duration, s.im.Duration),
 	}
 	var buf bytes.Buffer
 	if err := thumbs.WriteVTT(&buf, sp); err != nil {

@@ -377,6 +377,26 @@ func TestStreamingOutputs(t *testing.T) {
 		}
 	})
 
+	t.Run("one-frame", func(t *testing.T) {
+		t.Parallel()
+		// A single picture: a one-segment ladder, one thumbnail, one sprite tile with one cue.
+		dir := t.TempDir()
+		in := genMedia(t, dir, "one.mp4", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25", "-frames:v", "1", "-c:v", "libx264", "-preset", "ultrafast")
+		run(t, in, job.Output{URL: "file://" + filepath.Join(dir, "hls"), Preset: "hls-abr"},
+			job.Output{URL: "file://" + filepath.Join(dir, "th"), Preset: "thumbnails"},
+			job.Output{URL: "file://" + filepath.Join(dir, "sp"), Preset: "sprite"})
+		if vars, _ := readMaster(t, filepath.Join(dir, "hls", "master.m3u8")); len(vars) != 3 {
+			t.Errorf("variants %+v", vars)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(dir, "th")); len(ents) != 1 {
+			t.Errorf("%d thumbnails of a one-frame input, want 1", len(ents))
+		}
+		vtt, err := os.ReadFile(filepath.Join(dir, "sp", "sprite.vtt"))
+		if err != nil || strings.Count(string(vtt), "#xywh=") != 1 {
+			t.Errorf("sprite index of a one-frame input: %v\n%s", err, vtt)
+		}
+	})
+
 	t.Run("thumbnails-of-audio-fail", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
