@@ -246,6 +246,9 @@ func splitGraph(outs []Output) (string, []string) {
 	if len(idx) == 0 {
 		return "", labels
 	}
+	if g, ok := cascadeGraph(outs, idx, labels); ok {
+		return g, labels
+	}
 	var b strings.Builder
 	b.WriteString("[0:v:0]")
 	if deint {
@@ -264,6 +267,55 @@ func splitGraph(outs []Output) (string, []string) {
 		b.WriteString(";[s" + strconv.Itoa(k) + "]" + strings.Join(videoFilters(&v), ",") + "[" + labels[i] + "]")
 	}
 	return b.String(), labels
+}
+
+// cascadeGraph is the split graph of a ladder: when the encoding outputs have exact sizes (a
+// planned ladder's rungs), from the largest down, alike but for their size, each rung is scaled
+// from the one above it instead of from the full-size frame (1080p -> 720p -> 480p -> 360p):
+// every scaler but the first reads a smaller picture, and the pixel format is converted once.
+// The sizes are those planned from the input, whichever picture they are scaled from. ok is
+// false when the outputs are not such a ladder.
+func cascadeGraph(outs []Output, idx []int, labels []string) (string, bool) {
+	if len(idx) < 2 {
+		return "", false
+	}
+	first := outs[idx[0]].Video
+	for k, i := range idx {
+		v := outs[i].Video
+		if v.Fit || v.Width <= 0 || v.Height <= 0 || v.FPS != first.FPS || v.PixFmt != first.PixFmt || v.Deinterlace != first.Deinterlace {
+			return "", false
+		}
+		if prev := outs[idx[max(k-1, 0)]].Video; v.Width > prev.Width || v.Height > prev.Height {
+			return "", false
+		}
+	}
+	pre := *first
+	pre.Width, pre.Height = 0, 0
+	var b strings.Builder
+	b.WriteString("[0:v:0]")
+	for k, i := range idx {
+		v := outs[i].Video
+		var chain []string
+		if k == 0 {
+			// yadif and fps once, before everything (videoFilters' last filter is the format).
+			chain = videoFilters(&pre)
+			chain = chain[:len(chain)-1]
+		} else {
+			b.WriteString(";[t" + strconv.Itoa(k-1) + "]")
+		}
+		chain = append(chain, "scale="+strconv.Itoa(v.Width)+":"+strconv.Itoa(v.Height), "setsar=1")
+		if k == 0 {
+			chain = append(chain, videoFilters(&Video{PixFmt: v.PixFmt})...)
+		}
+		b.WriteString(strings.Join(chain, ","))
+		labels[i] = "v" + strconv.Itoa(k)
+		if k == len(idx)-1 {
+			b.WriteString("[" + labels[i] + "]")
+		} else {
+			b.WriteString(",split=2[" + labels[i] + "][t" + strconv.Itoa(k) + "]")
+		}
+	}
+	return b.String(), true
 }
 
 // inputArgs are the whitelists and the input itself; shared with ffprobe.

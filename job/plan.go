@@ -484,16 +484,22 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 			}
 			vs, hasVideo := probe.Video()
 			_, hasAudio := probe.Audio()
-			var rungs []Rung
+			var (
+				rungs []Rung
+				w, h  int
+			)
 			if hasVideo {
-				w, h, err := displaySize(vs)
-				if err != nil {
+				if w, h, err = displaySize(vs); err != nil {
 					return nil, err
 				}
 				rungs = KeptRungs(r.Ladder, w, h)
 			}
 			for _, rung := range rungs {
 				out := ffmpeg.Output{Container: "mp4", Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes, Segment: r.Segment, Video: planVideo(rung.Video)}
+				// The probe gives the sizes: exact, so the rungs can be scaled one from the
+				// other (see ffmpeg's SplitVideo) and still be FitBox of the input.
+				out.Video.Width, out.Video.Height = FitBox(w, h, rung.Video.Width, rung.Video.Height)
+				out.Video.Fit = false
 				po.Spec = append(po.Spec, len(mp.Spec.Outputs))
 				po.Renditions = append(po.Renditions, Rendition(rung))
 				mp.Spec.Outputs = append(mp.Spec.Outputs, out)

@@ -336,14 +336,12 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 	src := countingReader{r: f, n: &r.bytesIn}
 
 	// The head tells an mp4 whose index follows its media, which cannot stream. A plan that
-	// depends on the input (a ladder's rungs) probes the head first: as much of it as the input
-	// side of the pipeline may hold, so the head never holds buffers the outputs need.
+	// depends on the input (a ladder's rungs) probes the head first: one buffer, which is
+	// enough for nearly every input and quick to probe; then, if ffprobe needs more, as much
+	// as the input side of the pipeline may hold (so the head never holds buffers the outputs
+	// need); then the whole input, spooled.
 	needProbe := r.job.NeedsProbe(w.cfg.Presets)
-	nHead := 1
-	if needProbe {
-		nHead = min(w.cfg.ChanDepth+1, max(1, w.cfg.ProbeBytes/bufSize))
-	}
-	head, eof, err := readHead(ctx, src, acq, nHead)
+	head, eof, err := readHead(ctx, src, acq, 1)
 	if err != nil {
 		releaseAll(acq, head)
 		return nil, err
@@ -353,6 +351,15 @@ func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation
 	spoolInput := scanMP4(chunks(head)) == mp4MoovTail
 	if !spoolInput && needProbe {
 		probe, err = w.cfg.FFmpeg.ProbeChunks(ctx, chunks(head))
+		if maxHead := min(w.cfg.ChanDepth+1, max(1, w.cfg.ProbeBytes/bufSize)); err != nil && !eof && maxHead > len(head) {
+			more, moreEOF, rerr := readHead(ctx, src, acq, maxHead-len(head))
+			head, eof = append(head, more...), moreEOF
+			if rerr != nil {
+				releaseAll(acq, head)
+				return nil, rerr
+			}
+			probe, err = w.cfg.FFmpeg.ProbeChunks(ctx, chunks(head))
+		}
 		if err != nil && eof {
 			releaseAll(acq, head)
 			return nil, err

@@ -140,6 +140,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: subscribe %s: %w", JobsSubjects, err)
 	}
 	w.kv, w.cons = kv, cons
+	// What this worker can encode decides which jobs it takes: learned now (ffmpeg -encoders,
+	// tens of ms), not on the path of the first job.
+	w.encoders(ctx)
 	var registry jetstream.KeyValue
 	if !w.cfg.NoRegistry {
 		if registry, err = ensureRegistry(ctx, w.js, replicas); err != nil {
