@@ -61,6 +61,40 @@ type rendition struct {
 	cur   objWriter
 	size  int64
 	first func() // called at the first byte written; may be nil
+
+	// Segments are committed (fsync and rename, or the object store's put completed) by a
+	// goroutine of the rendition's, so the sink stage goes on feeding the next segment
+	// meanwhile: ffmpeg, which writes every rendition from one loop, never waits on a disk
+	// flush. A few segments may wait for it; then SegmentDone blocks (backpressure).
+	commits   chan objWriter
+	committed chan struct{} // closed when the committer has returned
+	stopOnce  sync.Once
+	cerr      atomic.Pointer[error]
+}
+
+func (r *rendition) committer() {
+	defer close(r.committed)
+	for w := range r.commits {
+		if r.cerr.Load() != nil {
+			w.Abort()
+			continue
+		}
+		if err := w.Commit(r.l.ctx); err != nil {
+			w.Abort()
+			err = fmt.Errorf("publish segment: %w", err)
+			r.cerr.Store(&err)
+		}
+	}
+}
+
+// stopCommitter waits until every segment handed to the committer is committed (or failed).
+func (r *rendition) stopCommitter() error {
+	r.stopOnce.Do(func() { close(r.commits) })
+	<-r.committed
+	if err := r.cerr.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 func newLadderSink(ctx context.Context, store objStore, prefix string, po job.PlannedOutput, out *atomic.Int64) (*ladderSink, error) {
@@ -72,7 +106,11 @@ func newLadderSink(ctx context.Context, store objStore, prefix string, po job.Pl
 			return nil, err
 		}
 		rd.seg = s
+		rd.commits, rd.committed = make(chan objWriter, 3), make(chan struct{})
 		l.rends = append(l.rends, rd)
+	}
+	for _, rd := range l.rends {
+		go rd.committer() // stopped by Close (success) or abort (failure)
 	}
 	return l, nil
 }
@@ -136,9 +174,15 @@ func (r *rendition) Segment(n int) (io.Writer, error) {
 func (r *rendition) SegmentDone(s segment.Segment) error {
 	w := r.cur
 	r.cur = nil
-	if err := w.Commit(r.l.ctx); err != nil {
+	if err := r.cerr.Load(); err != nil {
 		w.Abort()
-		return fmt.Errorf("publish segment: %w", err)
+		return *err
+	}
+	select {
+	case r.commits <- w:
+	case <-r.l.ctx.Done():
+		w.Abort()
+		return r.l.ctx.Err()
 	}
 	r.segs = append(r.segs, s)
 	r.size += s.Size
@@ -148,8 +192,14 @@ func (r *rendition) SegmentDone(s segment.Segment) error {
 // Write feeds the rendition's CMAF stream to its segmenter.
 func (r *rendition) Write(p []byte) (int, error) { return r.seg.Write(p) }
 
-// Close ends the stream: the last segment is published.
-func (r *rendition) Close() error { return r.seg.Close() }
+// Close ends the stream: the last segment is published, and every segment is committed.
+func (r *rendition) Close() error {
+	err := r.seg.Close()
+	if cerr := r.stopCommitter(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 type countingWriter struct {
 	w     io.Writer
@@ -317,6 +367,7 @@ func frameRate(r *rendition) float64 {
 // abort takes back every object this attempt published; the current segments are discarded.
 func (l *ladderSink) abort() {
 	for _, r := range l.rends {
+		_ = r.stopCommitter()
 		if r.cur != nil {
 			r.cur.Abort()
 			r.cur = nil
