@@ -7,7 +7,7 @@ GOLANGCI_VERSION := v2.15.0
 NATS_LISTEN ?= 127.0.0.1:4222
 DATA ?= .data
 
-.PHONY: all deps tools build run test fuzz soak lint bench bench-plots fmt vet clean
+.PHONY: all deps tools build run test cluster-test fuzz soak lint bench bench-plots fmt vet clean
 
 all: build
 
@@ -58,6 +58,12 @@ test: deps tools
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./...
 	./scripts/fuzz.sh $(FUZZTIME)
+
+# cluster-test runs only the cluster test (also part of make test): a real three-node
+# nats-server cluster, three worker processes, the job stream's leader node SIGKILLed mid-burst
+# and restarted; every job once, a fair share each, the workers fail over by themselves (~30 s).
+cluster-test: deps $(GOBIN)/nats-server
+	$(GO) test -race -count=1 -v -run '^TestClusterNodeKilled$$' -timeout 10m ./worker
 
 # fuzz runs every fuzz target for FUZZTIME each (make test: 5s; longer by hand).
 FUZZTIME ?= 5s

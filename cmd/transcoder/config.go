@@ -27,6 +27,10 @@ import (
 type fileConfig struct {
 	NATS             string          `yaml:"nats"`
 	Creds            string          `yaml:"creds"`
+	NKey             string          `yaml:"nkey"`
+	TLSCA            string          `yaml:"tls_ca"`
+	TLSCert          string          `yaml:"tls_cert"`
+	TLSKey           string          `yaml:"tls_key"`
 	Listen           string          `yaml:"listen"`
 	Data             string          `yaml:"data"`
 	Presets          string          `yaml:"presets"`

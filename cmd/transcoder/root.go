@@ -149,8 +149,8 @@ func toURL(s string) (string, error) {
 
 // clientFlags are how client commands reach NATS.
 type clientFlags struct {
-	url   string
-	creds string
+	url  string
+	auth natsAuth
 }
 
 func (f *clientFlags) register(c *cobra.Command) {
@@ -158,20 +158,20 @@ func (f *clientFlags) register(c *cobra.Command) {
 	if def == "" {
 		def = defaultNATS
 	}
-	c.Flags().StringVar(&f.url, "nats", def, "NATS server URL(s), comma-separated (env TRANSCODER_NATS)")
-	c.Flags().StringVar(&f.creds, "creds", os.Getenv("TRANSCODER_CREDS"), "NATS credentials file (env TRANSCODER_CREDS)")
+	c.Flags().StringVar(&f.url, "nats", def, "NATS server URL(s), comma-separated; user:password@ in a URL logs in (env TRANSCODER_NATS)")
+	c.Flags().StringVar(&f.auth.Creds, "creds", os.Getenv("TRANSCODER_CREDS"), "NATS credentials file (env TRANSCODER_CREDS)")
+	c.Flags().StringVar(&f.auth.NKey, "nkey", os.Getenv("TRANSCODER_NKEY"), "file with a NATS user NKEY seed (env TRANSCODER_NKEY)")
+	c.Flags().StringVar(&f.auth.TLSCA, "tls-ca", os.Getenv("TRANSCODER_TLS_CA"), "PEM CA to verify the NATS servers with (env TRANSCODER_TLS_CA)")
+	c.Flags().StringVar(&f.auth.TLSCert, "tls-cert", os.Getenv("TRANSCODER_TLS_CERT"), "PEM client certificate for NATS, with --tls-key (env TRANSCODER_TLS_CERT)")
+	c.Flags().StringVar(&f.auth.TLSKey, "tls-key", os.Getenv("TRANSCODER_TLS_KEY"), "PEM private key of --tls-cert (env TRANSCODER_TLS_KEY)")
 }
 
 func (f *clientFlags) connect() (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("transcoder client"), nats.Timeout(5 * time.Second)}
-	if f.creds != "" {
-		opts = append(opts, nats.UserCredentials(f.creds))
+	nc, err := connectNATS(f.url, "transcoder client", f.auth)
+	if errors.Is(err, nats.ErrNoServers) {
+		return nil, fmt.Errorf("%w (is a worker running? start one with `transcoder worker`)", err)
 	}
-	nc, err := nats.Connect(f.url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w (is a worker running? start one with `transcoder worker`)", f.url, err)
-	}
-	return nc, nil
+	return nc, err
 }
 
 // withClient connects, runs fn with a client, flushes and closes.

@@ -42,6 +42,10 @@ func workerCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&configPath, "config", os.Getenv("TRANSCODER_CONFIG"), "YAML config file (see configs/worker.example.yaml)")
 	f.String("nats", "", "NATS server URL(s), comma-separated; empty starts the embedded server")
 	f.String("creds", "", "NATS credentials file")
+	f.String("nkey", "", "file with a NATS user NKEY seed")
+	f.String("tls-ca", "", "PEM CA to verify the NATS servers with")
+	f.String("tls-cert", "", "PEM client certificate for NATS, with --tls-key")
+	f.String("tls-key", "", "PEM private key of --tls-cert")
 	f.String("listen", "", "embedded NATS listen address (default 127.0.0.1:4222)")
 	f.String("data", "", "embedded NATS JetStream directory (default ~/.local/share/transcoder/nats)")
 	f.String("presets", "", "extra presets YAML file")
@@ -83,8 +87,12 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 		url = ns.URL()
 		log.Info("embedded NATS started", "url", url, "data", cfg.Data)
 	}
-	opts := []nats.Option{
-		nats.Name("transcoder worker"),
+	auth := cfg.natsAuth()
+	if cfg.NATS == "" && auth != (natsAuth{}) {
+		log.Warn("creds, nkey and tls_* apply to --nats servers; the embedded server is reached without them")
+		auth = natsAuth{}
+	}
+	nc, err := connectNATS(url, "transcoder worker", auth,
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -93,13 +101,9 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrl()) }),
-	}
-	if cfg.Creds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.Creds))
-	}
-	nc, err := nats.Connect(url, opts...)
+	)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", url, err)
+		return err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
