@@ -37,8 +37,8 @@ func dlqConfig(replicas int) jetstream.StreamConfig {
 	}
 }
 
-// deadLetter records a job that failed for good. Best effort, like events: the failed event
-// and state are already out.
+// deadLetter records a job that failed for good, retried through a failover like the outcome
+// event (within the settle budget).
 func (w *Worker) deadLetter(ctx context.Context, r *run, fail *job.Failure) {
 	dl := job.DeadLetter{
 		ID: r.id, Time: time.Now().UTC(), WorkerID: w.cfg.ID, Attempts: r.attempt,
@@ -53,9 +53,7 @@ func (w *Worker) deadLetter(ctx context.Context, r *run, fail *job.Failure) {
 	if p := r.probe.Load(); p != nil {
 		dl.Probe, _ = json.Marshal(p)
 	}
-	if err := publishJSON(ctx, w.js, DLQSubject(r.id), dl); err != nil {
-		r.logger(w).Warn("dead letter", "err", err)
-	}
+	w.retry(ctx, r, "dead letter", func(ctx context.Context) error { return publishJSON(ctx, w.js, DLQSubject(r.id), dl) })
 }
 
 // DeadLetters lists the dead letters, oldest first.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -15,20 +16,28 @@ import (
 	"github.com/transcoder/transcoder/job"
 )
 
-const publishTimeout = 10 * time.Second
+const (
+	publishTimeout = 10 * time.Second
+	// retryAttemptTimeout bounds one try of a retried write, so that a try stuck in a failover
+	// leaves room for the next within the settle budget.
+	retryAttemptTimeout = 3 * time.Second
+)
 
 // settle publishes the outcome of a delivery (state, then event) and then acks, naks or terms
 // it: whoever sees the event finds the state, and whoever sees the ack finds both.
 func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []job.OutputResult, err error) {
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	// The outcome's writes are retried through a NATS failover, within half the ack wait
+	// (the ack itself must come before NATS hands the job to another worker).
+	ctx, cancel := context.WithTimeout(ctx, max(publishTimeout, w.cfg.AckWait/2))
 	defer cancel()
 	if err == nil {
 		w.metrics.settled(r, "succeeded", "")
-		w.setStatus(ctx, r, job.StateSucceeded, r.progress(), outs)
+		st := w.statusOf(r, job.StateSucceeded, r.progress(), outs)
+		w.retry(ctx, r, "update state to succeeded", func(ctx context.Context) error { return putJSON(ctx, w.kv, r.id, st) })
 		if w.cfg.Hooks.AfterState != nil {
 			w.cfg.Hooks.AfterState(r.id)
 		}
-		w.emit(ctx, r, job.Event{Type: job.EventSucceeded, Outputs: outs})
+		w.emitDurably(ctx, r, job.Event{Type: job.EventSucceeded, Outputs: outs})
 		if w.cfg.Hooks.BeforeAck != nil {
 			w.cfg.Hooks.BeforeAck(r.id)
 		}
@@ -51,8 +60,8 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 	switch act {
 	case actNak:
 		w.metrics.settled(r, "retried", class)
-		w.setStatus(ctx, r, job.StateQueued, nil, nil, fail)
-		w.emit(ctx, r, job.Event{Type: job.EventRetrying, Error: fail, RetryIn: job.Duration(delay)})
+		w.setStatusDurably(ctx, r, job.StateQueued, nil, fail)
+		w.emitDurably(ctx, r, job.Event{Type: job.EventRetrying, Error: fail, RetryIn: job.Duration(delay)})
 		if nerr := r.msg.NakWithDelay(delay); nerr != nil {
 			log.Warn("nak failed; the job returns after the ack wait", "err", nerr)
 		}
@@ -66,11 +75,11 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 			fail.Reason += retryNote(r.attempt, w.cfg.MaxDeliver) + ": giving up"
 		}
 		w.metrics.settled(r, string(typ), class)
-		w.setStatus(ctx, r, state, nil, nil, fail)
+		w.setStatusDurably(ctx, r, state, nil, fail)
 		if class != job.ClassCanceled {
 			w.deadLetter(ctx, r, fail)
 		}
-		w.emit(ctx, r, job.Event{Type: typ, Error: fail})
+		w.emitDurably(ctx, r, job.Event{Type: typ, Error: fail})
 		if terr := r.msg.TermWithReason(string(class) + ": " + firstLine(reason)); terr != nil {
 			log.Warn("term failed", "err", terr)
 		}
@@ -91,6 +100,12 @@ func firstLine(s string) string {
 // emit publishes an event on the job's subject. Events are best effort: a failure is logged and
 // never fails the job.
 func (w *Worker) emit(ctx context.Context, r *run, ev job.Event) {
+	if err := publishJSON(ctx, w.js, EventSubject(r.id), w.event(r, ev)); err != nil {
+		r.logger(w).Warn("publish event", "type", ev.Type, "err", err)
+	}
+}
+
+func (w *Worker) event(r *run, ev job.Event) job.Event {
 	ev.JobID, ev.Attempt, ev.WorkerID = r.id, r.attempt, w.cfg.ID
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
@@ -98,14 +113,61 @@ func (w *Worker) emit(ctx context.Context, r *run, ev job.Event) {
 	if r.job != nil {
 		ev.Metadata = r.job.Metadata
 	}
-	if err := publishJSON(ctx, w.js, EventSubject(r.id), ev); err != nil {
-		r.logger(w).Warn("publish event", "type", ev.Type, "err", err)
+	return ev
+}
+
+// emitDurably publishes an outcome event, retrying until it is stored or ctx (the settle
+// budget) ends: a publish made while the events stream has no leader (a NATS failover takes
+// seconds) must not leave a watcher without the job's outcome.
+func (w *Worker) emitDurably(ctx context.Context, r *run, ev job.Event) {
+	ev = w.event(r, ev)
+	// A retry after a lost reply must not store the event twice: the stream deduplicates by
+	// message id.
+	id := jetstream.WithMsgID(fmt.Sprintf("%s.%d.%s", r.id, r.attempt, ev.Type))
+	w.retry(ctx, r, "publish "+string(ev.Type)+" event", func(ctx context.Context) error {
+		return publishJSON(ctx, w.js, EventSubject(r.id), ev, id)
+	})
+}
+
+// setStatusDurably is setStatus retried like emitDurably: the state is what a redelivery and
+// every client read.
+func (w *Worker) setStatusDurably(ctx context.Context, r *run, state job.State, outs []job.OutputResult, fail ...*job.Failure) {
+	st := w.statusOf(r, state, nil, outs, fail...)
+	w.retry(ctx, r, "update state to "+string(state), func(ctx context.Context) error {
+		return putJSON(ctx, w.kv, r.id, st)
+	})
+}
+
+// retry calls fn until it succeeds or ctx ends, waiting a little longer after each failure.
+func (w *Worker) retry(ctx context.Context, r *run, what string, fn func(context.Context) error) {
+	wait := 100 * time.Millisecond
+	t := time.NewTimer(0)
+	<-t.C
+	defer t.Stop()
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, retryAttemptTimeout)
+		err := fn(actx)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				r.logger(w).Info(what+": done after retries", "attempts", attempt)
+			}
+			return
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			r.logger(w).Warn(what+": giving up", "attempts", attempt, "err", err)
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
 }
 
-func publishJSON(ctx context.Context, js jetstream.JetStream, subject string, v any) error {
+func publishJSON(ctx context.Context, js jetstream.JetStream, subject string, v any, opts ...jetstream.PublishOpt) error {
 	return withJSON(ctx, v, func(ctx context.Context, b []byte) error {
-		_, err := js.Publish(ctx, subject, b)
+		_, err := js.Publish(ctx, subject, b, opts...)
 		return err
 	})
 }
@@ -124,6 +186,12 @@ func withJSON(ctx context.Context, v any, send func(context.Context, []byte) err
 }
 
 func (w *Worker) setStatus(ctx context.Context, r *run, state job.State, p *job.Progress, outs []job.OutputResult, fail ...*job.Failure) {
+	if err := putJSON(ctx, w.kv, r.id, w.statusOf(r, state, p, outs, fail...)); err != nil {
+		r.logger(w).Warn("update state", "state", state, "err", err)
+	}
+}
+
+func (w *Worker) statusOf(r *run, state job.State, p *job.Progress, outs []job.OutputResult, fail ...*job.Failure) job.Status {
 	st := job.Status{ID: r.id, State: state, Attempt: r.attempt, WorkerID: w.cfg.ID, Updated: time.Now().UTC(), Progress: p, Outputs: outs, Passed: r.passed}
 	if r.job != nil {
 		st.Input = r.job.Input
@@ -131,9 +199,7 @@ func (w *Worker) setStatus(ctx context.Context, r *run, state job.State, p *job.
 	if len(fail) > 0 {
 		st.Error = fail[0]
 	}
-	if err := putJSON(ctx, w.kv, r.id, st); err != nil {
-		r.logger(w).Warn("update state", "state", state, "err", err)
-	}
+	return st
 }
 
 func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {

@@ -285,12 +285,14 @@ func jobID(j *job.Job, msg jetstream.Msg, meta *jetstream.MsgMetadata) string {
 // watch sends InProgress while the job advances, stops it when it stalls, and publishes
 // throttled progress events.
 func (w *Worker) watch(ctx context.Context, r *run, stop <-chan struct{}) {
+	// Progress reports go out from a goroutine of their own: a publish held up by a NATS
+	// failover (up to its timeout) must not hold up the heartbeat that keeps the job here.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { w.reportProgress(ctx, r, stop) })
 	hb := time.NewTicker(w.cfg.Heartbeat)
 	defer hb.Stop()
-	pr := time.NewTicker(w.cfg.ProgressInterval)
-	defer pr.Stop()
 	last, lastAt := r.advance(), time.Now()
-	lastSent := int64(-1)
 	for {
 		select {
 		case <-stop:
@@ -313,6 +315,22 @@ func (w *Worker) watch(ctx context.Context, r *run, stop <-chan struct{}) {
 			if err := r.msg.InProgress(); err != nil {
 				r.log.Warn("heartbeat failed", "err", err)
 			}
+		}
+	}
+}
+
+// reportProgress publishes a progress event and state every ProgressInterval while the job
+// advances. Progress is best effort: a report that cannot go out is skipped, not retried.
+func (w *Worker) reportProgress(ctx context.Context, r *run, stop <-chan struct{}) {
+	pr := time.NewTicker(w.cfg.ProgressInterval)
+	defer pr.Stop()
+	lastSent := int64(-1)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
 		case <-pr.C:
 			if a := r.advance(); a != lastSent {
 				lastSent = a

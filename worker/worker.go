@@ -350,9 +350,10 @@ func (w *Worker) pull(c jetstream.Consumer, wait time.Duration) (jetstream.Msg, 
 	if wait == 0 {
 		batch, err = c.FetchNoWait(1)
 	} else {
-		ctx, cancel := context.WithTimeout(w.fetchCtx, wait)
-		defer cancel()
-		batch, err = c.Fetch(1, jetstream.FetchContext(ctx))
+		// The server ends the request (its expiry) and the client waits for that answer: a
+		// client-side deadline shorter than the request's life could drop a job delivered
+		// just as it passed, leaving it unacked until AckWait.
+		batch, err = c.Fetch(1, jetstream.FetchMaxWait(wait))
 	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrInvalidOption) {
