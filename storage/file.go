@@ -210,6 +210,18 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Sync flushes what was written so far to disk, ahead of Commit: a caller that verifies the
+// file before committing it can flush meanwhile, and Commit then finds little left to do.
+func (w *fileWriter) Sync() error {
+	if w.state != 0 || w.f == nil {
+		return newErr("sync", w.raw, ErrRejected, "output already committed, aborted or failed", nil)
+	}
+	if err := w.f.Sync(); err != nil {
+		return newErr("sync", w.raw, osKind(err), "", err)
+	}
+	return nil
+}
+
 // Commit syncs the file, renames it to its final name and syncs the directory.
 func (w *fileWriter) Commit(ctx context.Context) error {
 	if w.state == 1 {
