@@ -20,12 +20,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/transcoder/transcoder/internal/testenv"
@@ -768,113 +766,14 @@ func TestRemoteNothingOnFailure(t *testing.T) {
 	})
 }
 
-// SeaweedFS, as storage's S3 tests run it (their helper is in a _test file of another package).
-
+// SeaweedFS for the S3 tests (internal/testenv).
 const (
-	remoteS3Key    = "transcoder-test"
-	remoteS3Secret = "transcoder-test-secret"
+	remoteS3Key    = testenv.S3Key
+	remoteS3Secret = testenv.S3Secret
 	remoteS3Bucket = "videos"
 )
 
-func remoteWeedPath() string {
-	if p := os.Getenv("TRANSCODER_WEED"); p != "" {
-		return p
-	}
-	cache := os.Getenv("TRANSCODER_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		cache = filepath.Join(home, ".cache", "transcoder")
-	}
-	return filepath.Join(cache, "bin", "weed")
-}
-
-// remoteSeaweedFS runs a single-process SeaweedFS (master, volume, filer, S3) on free loopback
-// ports, makes the bucket, and returns the S3 endpoint and a client.
 func remoteSeaweedFS(t *testing.T) (string, *minio.Core) {
 	t.Helper()
-	weed := remoteWeedPath()
-	if st, err := os.Stat(weed); err != nil || st.IsDir() {
-		t.Skipf("SeaweedFS binary not found at %s: run scripts/seaweedfs.sh (make test does)", weed)
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "s3.json")
-	writeFile(t, conf, fmt.Appendf(nil, `{"identities":[{"name":"test","credentials":[{"accessKey":%q,"secretKey":%q}],"actions":["Admin","Read","Write","List","Tagging"]}]}`, remoteS3Key, remoteS3Secret))
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p := make([]string, 8)
-	ls := make([]net.Listener, len(p))
-	for i := range ls {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls[i] = l
-		p[i] = strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		_ = l.Close()
-	}
-	logf, err := os.Create(filepath.Join(dir, "weed.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(weed, "server",
-		"-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-dir="+data,
-		"-master.port="+p[0], "-master.port.grpc="+p[1], "-volume.port="+p[2], "-volume.port.grpc="+p[3],
-		"-filer.port="+p[4], "-filer.port.grpc="+p[5], "-s3", "-s3.port="+p[6], "-s3.port.grpc="+p[7],
-		"-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config="+conf,
-		"-master.telemetry=false", "-master.volumeSizeLimitMB=64",
-	)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		_ = logf.Close()
-	})
-	endpoint := "127.0.0.1:" + p[6]
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	client, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(remoteS3Key, remoteS3Secret, ""), Transport: tr, MaxRetries: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Ready when the bucket can be made and an object written into it.
-	deadline := time.NewTimer(90 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := client.MakeBucket(ctx, remoteS3Bucket, minio.MakeBucketOptions{})
-		if r := minio.ToErrorResponse(err); r.Code == "BucketAlreadyOwnedByYou" || r.Code == "BucketAlreadyExists" {
-			err = nil
-		}
-		if err == nil {
-			_, err = client.PutObject(ctx, remoteS3Bucket, "probe", bytes.NewReader([]byte("ok")), 2, minio.PutObjectOptions{})
-		}
-		cancel()
-		if err == nil {
-			return endpoint, &minio.Core{Client: client}
-		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			b, _ := os.ReadFile(logf.Name())
-			if len(b) > 4000 {
-				b = b[len(b)-4000:]
-			}
-			t.Fatalf("seaweedfs not ready: %v\n%s", err, b)
-		}
-	}
+	return testenv.SeaweedFS(t, remoteS3Bucket)
 }
