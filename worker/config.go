@@ -41,9 +41,13 @@ type Config struct {
 	// Default 16 MiB.
 	ProbeBytes int
 	// Storage opens inputs and creates outputs by URL (file, http(s), nats object store, s3),
-	// with its file roots and network policy. Default: storage.New with this worker's JetStream
-	// for nats:// and the defaults (any absolute path; private networks refused).
+	// with its file roots and network policy. Default: a store New makes (and Shutdown closes)
+	// from StorageConfig.
 	Storage *storage.Store
+	// StorageConfig configures the store New makes when Storage is nil. Its JetStream (for
+	// nats://), ObjectReplicas and TempDir are this worker's (its connection, Replicas, SpoolDir)
+	// unless set. Default: any absolute path; private networks refused.
+	StorageConfig storage.Config
 	// SpoolDir holds inputs that cannot be streamed (mp4 with the index at the end). Default:
 	// os.TempDir().
 	SpoolDir string

@@ -89,7 +89,17 @@ func New(cfg Config) (*Worker, error) {
 	}
 	ownStorage := cfg.Storage == nil
 	if ownStorage {
-		if cfg.Storage, err = storage.New(storage.Config{JetStream: js, TempDir: cfg.SpoolDir, ObjectReplicas: Replicas(cfg.Conn)}); err != nil {
+		sc := cfg.StorageConfig
+		if sc.JetStream == nil {
+			sc.JetStream = js
+		}
+		if sc.ObjectReplicas == 0 {
+			sc.ObjectReplicas = Replicas(cfg.Conn)
+		}
+		if sc.TempDir == "" {
+			sc.TempDir = cfg.SpoolDir
+		}
+		if cfg.Storage, err = storage.New(sc); err != nil {
 			return nil, fmt.Errorf("worker: storage: %w", err)
 		}
 	}

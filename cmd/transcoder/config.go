@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
@@ -197,12 +196,13 @@ func (c fileConfig) ffmpegConfig() ffmpeg.Config {
 		MaxCPUTime: c.MaxCPUTime, TolerateInputErrors: c.TolerateErrors}
 }
 
-// storageConfig is the part that the storage package takes; js serves nats:// URLs.
-func (c fileConfig) storageConfig(js jetstream.JetStream, spool string) storage.Config {
+// storageConfig is the part that the storage package takes (the worker adds its JetStream for
+// nats:// URLs).
+func (c fileConfig) storageConfig() storage.Config {
 	return storage.Config{
 		FileRoots: c.FileRoots, AllowPrivateNetworks: c.AllowPrivate, MaxInputBytes: c.MaxInputBytes,
-		Retries: c.HTTPRetries, JetStream: js, TempDir: spool,
-		S3: storage.S3Config{Endpoint: c.S3Endpoint, Region: c.S3Region, Secure: c.S3Secure, PartSize: c.S3PartSize},
+		Retries: c.HTTPRetries,
+		S3:      storage.S3Config{Endpoint: c.S3Endpoint, Region: c.S3Region, Secure: c.S3Secure, PartSize: c.S3PartSize},
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/transcoder/transcoder/ffmpeg"
@@ -91,19 +90,9 @@ func runCommand(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
-			stcfg.JetStream = js
-			st, err := storage.New(stcfg)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
 			w, err := worker.New(worker.Config{
 				Conn: nc, FFmpeg: runner, Presets: presets, Logger: log, ID: "run", Slots: 1,
-				MaxDeliver: 2, Backoff: []time.Duration{time.Second}, Storage: st,
+				MaxDeliver: 2, Backoff: []time.Duration{time.Second}, StorageConfig: stcfg,
 				NoRegistry: true,
 			})
 			if err != nil {

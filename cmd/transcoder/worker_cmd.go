@@ -15,12 +15,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/natsembed"
-	"github.com/transcoder/transcoder/storage"
 	"github.com/transcoder/transcoder/worker"
 )
 
@@ -106,19 +104,8 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	stcfg := cfg.storageConfig(js, cfg.SpoolDir)
-	stcfg.ObjectReplicas = worker.Replicas(nc)
-	st, err := storage.New(stcfg)
-	if err != nil {
-		return usageError{err}
-	}
-	defer st.Close()
 	w, err := worker.New(worker.Config{
-		Conn: nc, FFmpeg: runner, Presets: presets, Logger: log, Storage: st,
+		Conn: nc, FFmpeg: runner, Presets: presets, Logger: log, StorageConfig: cfg.storageConfig(),
 		ID: cfg.ID, Slots: cfg.Slots, RingBuffers: cfg.RingBuffers, ChanDepth: cfg.ChanDepth,
 		MaxOutputs: cfg.MaxOutputs, ProbeBytes: cfg.ProbeBytes, SpoolDir: cfg.SpoolDir,
 		SpoolLimit: cfg.SpoolLimit, AckWait: cfg.AckWait, Heartbeat: cfg.Heartbeat,
