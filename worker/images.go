@@ -32,7 +32,7 @@ type imageSink struct {
 	cur     objWriter
 	curURL  string
 	pending objWriter // a poster or sprite, committed by publish
-	written []string  // committed objects, taken back by abort
+	written published // committed objects, taken back by abort
 	size    int64
 	sum     hash.Hash // of the poster or sprite image, for the result
 }
@@ -95,7 +95,7 @@ func (s *imageSink) ImageDone(n int, size int64) error {
 		w.Abort()
 		return fmt.Errorf("publish image: %w", err)
 	}
-	s.written = append(s.written, s.curURL)
+	s.written.record(s.curURL)
 	return nil
 }
 
@@ -128,7 +128,7 @@ func (s *imageSink) publish(duration time.Duration) (job.OutputResult, error) {
 		if s.im.Mode == ffmpeg.ImagesSprite {
 			u, _ = s.store.join(s.url, job.SpriteImage)
 		}
-		s.written = append(s.written, u)
+		s.written.record(u)
 	}
 	if s.im.Mode == ffmpeg.ImagesPoster {
 		// A poster is one file, like any single output.
@@ -161,19 +161,10 @@ func (s *imageSink) publish(duration time.Duration) (job.OutputResult, error) {
 	if err != nil {
 		return res, err
 	}
-	w, err := s.store.create(s.ctx, vtt)
-	if err != nil {
+	if err := putObject(s.ctx, s.store, vtt, buf.Bytes()); err != nil {
 		return res, err
 	}
-	if _, err := w.Write(buf.Bytes()); err != nil {
-		w.Abort()
-		return res, err
-	}
-	if err := w.Commit(s.ctx); err != nil {
-		w.Abort()
-		return res, err
-	}
-	s.written = append(s.written, vtt)
+	s.written.record(vtt)
 	sum := sha256.Sum256(buf.Bytes())
 	res.URL, res.SHA256, res.Size = vtt, hex.EncodeToString(sum[:]), res.Size+int64(buf.Len())
 	return res, nil
@@ -187,10 +178,5 @@ func (s *imageSink) abort() {
 		}
 	}
 	s.cur, s.pending = nil, nil
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 30*time.Second)
-	defer cancel()
-	for _, u := range s.written {
-		_ = s.store.remove(ctx, u)
-	}
-	s.written = nil
+	s.written.takeBack(s.ctx, s.store)
 }

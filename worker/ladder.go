@@ -44,10 +44,8 @@ type ladderSink struct {
 	target time.Duration
 	rends  []*rendition
 	out    *atomic.Int64
-	// written lists every object committed so far, so an aborted job can take them back. The
-	// renditions' sinks append to it from their own goroutines.
-	mu      sync.Mutex
-	written []string
+	// written is every object published so far (segments from the moment they are created).
+	written published
 }
 
 // rendition is one stream of a ladder and the segment.Handler of its Segmenter.
@@ -119,33 +117,18 @@ func (r *rendition) url(name string) (string, error) {
 	return r.l.store.join(r.l.prefix, r.name+"/"+name)
 }
 
-// put writes a small object (init segment, playlist) whole and commits it.
+// put writes a small object (init segment, playlist) whole and publishes it.
 func (l *ladderSink) put(name string, data []byte) error {
 	u, err := l.store.join(l.prefix, name)
 	if err != nil {
 		return err
 	}
-	w, err := l.store.create(l.ctx, u)
-	if err != nil {
+	if err := putObject(l.ctx, l.store, u, data); err != nil {
 		return err
 	}
-	if _, err := w.Write(data); err != nil {
-		w.Abort()
-		return err
-	}
-	if err := w.Commit(l.ctx); err != nil {
-		w.Abort()
-		return err
-	}
-	l.record(u)
+	l.written.record(u)
 	l.out.Add(int64(len(data)))
 	return nil
-}
-
-func (l *ladderSink) record(u string) {
-	l.mu.Lock()
-	l.written = append(l.written, u)
-	l.mu.Unlock()
 }
 
 // Init publishes the rendition's init segment.
@@ -166,7 +149,7 @@ func (r *rendition) Segment(n int) (io.Writer, error) {
 		return nil, err
 	}
 	r.cur = w
-	r.l.record(u)
+	r.l.written.record(u)
 	return countingWriter{w: w, n: r.l.out, first: &r.first}, nil
 }
 
@@ -373,13 +356,5 @@ func (l *ladderSink) abort() {
 			r.cur = nil
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), 30*time.Second)
-	defer cancel()
-	l.mu.Lock()
-	written := l.written
-	l.written = nil
-	l.mu.Unlock()
-	for _, u := range written {
-		_ = l.store.remove(ctx, u)
-	}
+	l.written.takeBack(l.ctx, l.store)
 }

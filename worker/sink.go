@@ -8,7 +8,9 @@ import (
 	"hash"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/transcoder/transcoder/storage"
 )
@@ -132,4 +134,48 @@ func (a storeAdapter) join(prefix, name string) (string, error) {
 		prefix += "/"
 	}
 	return storage.Join(prefix, name)
+}
+
+// published is what an output of many objects (a ladder, thumbnails) has made visible so far,
+// so that an aborted attempt can take it back. Safe for concurrent use: a ladder's renditions
+// record from their own goroutines.
+type published struct {
+	mu   sync.Mutex
+	urls []string
+}
+
+func (p *published) record(url string) {
+	p.mu.Lock()
+	p.urls = append(p.urls, url)
+	p.mu.Unlock()
+}
+
+// takeBack deletes every recorded object, even after the job's context ended.
+func (p *published) takeBack(ctx context.Context, store objStore) {
+	p.mu.Lock()
+	urls := p.urls
+	p.urls = nil
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for _, u := range urls {
+		_ = store.remove(ctx, u)
+	}
+}
+
+// putObject writes a small object (a playlist, an index) whole and commits it.
+func putObject(ctx context.Context, store objStore, url string, data []byte) error {
+	w, err := store.create(ctx, url)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Abort()
+		return err
+	}
+	if err := w.Commit(ctx); err != nil {
+		w.Abort()
+		return err
+	}
+	return nil
 }
