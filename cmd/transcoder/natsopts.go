@@ -104,6 +104,11 @@ func connectHint(err error, a natsAuth) string {
 		return " (the server's certificate does not name the host in the URL)"
 	case strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate"):
 		return " (the server wants a client certificate: --tls-cert FILE --tls-key FILE)"
+	case a.TLSCert == "" && strings.Contains(msg, "tls") && (strings.Contains(msg, "after TLS handshake") ||
+		strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset") || strings.Contains(msg, "EOF")):
+		// With TLS 1.3 the server refuses a missing client certificate after the handshake:
+		// depending on timing the client sees the alert, or only a closed connection.
+		return " (the server closed the connection after the TLS handshake: it probably wants a client certificate: --tls-cert FILE --tls-key FILE)"
 	case errors.Is(err, nats.ErrSecureConnWanted):
 		return " (the server does not offer TLS: drop the tls options or use a nats:// URL of a TLS server)"
 	}
