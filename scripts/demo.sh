@@ -14,7 +14,7 @@ fi
 # The worker runs in a session of its own, so Ctrl-C reaches it once: forwarded by this script.
 setsid "$bin" worker --listen "$listen" --data "$data/nats" &
 worker=$!
-stop() { kill -INT "$worker" 2>/dev/null; wait "$worker" 2>/dev/null || true; }
+stop() { kill -INT "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true; }
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${listen%:*}/${listen##*:}") 2>/dev/null && break; sleep 0.1; done
