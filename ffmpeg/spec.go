@@ -160,9 +160,38 @@ var (
 	vpxDeadline = []string{"realtime", "good", "best"}
 	svtPresets  = []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13"}
 
-	rateRe  = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?[kKmMgG]?$`)
-	tokenRe = regexp.MustCompile(`^[a-z0-9_]+$`)
+	// Rates and tokens are bounded in length too: they come from jobs, and an option value
+	// longer than any real one is a mistake or an attack, never a setting.
+	rateRe  = regexp.MustCompile(`^[0-9]{1,16}(\.[0-9]{1,6})?[kKmMgG]?$`)
+	tokenRe = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
 )
+
+// Limits of an encoded video stream.
+const (
+	MaxVideoSide = 16384 // Video.Width and Video.Height
+	MaxFPS       = 240   // Video.FPS
+	MaxGOP       = 1000  // Video.GOP, in frames
+)
+
+// Containers returns the containers an Output may name, sorted.
+func Containers() []string {
+	names := make([]string, 0, len(containerVideo))
+	for c := range containerVideo {
+		names = append(names, c)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// CarriesVideo reports whether container can hold a video stream made by encoder (or copy).
+func CarriesVideo(container, encoder string) bool {
+	return slices.Contains(containerVideo[container], encoder)
+}
+
+// CarriesAudio reports whether container can hold an audio stream made by encoder (or copy).
+func CarriesAudio(container, encoder string) bool {
+	return slices.Contains(containerAudio[container], encoder)
+}
 
 // ErrSpec is matched (errors.Is) by every spec validation error.
 var ErrSpec = errors.New("ffmpeg: invalid spec")
@@ -543,13 +572,26 @@ func (s Spec) validate() error {
 	return nil
 }
 
+// Validate checks the output by the rules Spec.Args applies to each output, so that a caller
+// (job validation) can refuse an output before there is a whole Spec or an input to run it
+// on. The error is a *SpecError whose Field is relative to the output ("Video.Preset", or ""
+// for the output itself).
+func (o Output) Validate() error {
+	err := o.validate("")
+	var se *SpecError
+	if errors.As(err, &se) {
+		se.Field = strings.TrimPrefix(se.Field, ".")
+	}
+	return err
+}
+
 func (o Output) validate(field string) error {
 	if o.Images != nil {
 		return o.validateImages(field)
 	}
 	vcodecs, ok := containerVideo[o.Container]
 	if !ok {
-		return specErr(field+".Container", "unknown container %q (want mp4, webm, m4a, mkv, mpegts, ogg or nut)", o.Container)
+		return specErr(field+".Container", "unknown container %q (want %s)", o.Container, strings.Join(Containers(), ", "))
 	}
 	if o.Video == nil && o.Audio == nil {
 		return specErr(field, "needs Video or Audio")
@@ -609,8 +651,12 @@ func (v *Video) validate(f string) error {
 		name string
 		v    int
 	}{{"Width", v.Width}, {"Height", v.Height}} {
-		if d.v < 0 || d.v > 16384 || (d.v%2 != 0 && !v.Fit) {
-			return specErr(f+"."+d.name, "must be 0 or an even number up to 16384, got %d", d.v)
+		switch {
+		case v.Fit && (d.v < 0 || d.v > MaxVideoSide):
+			// A box side: the frame fitted in it still comes out even.
+			return specErr(f+"."+d.name, "must be 0..%d, got %d", MaxVideoSide, d.v)
+		case d.v < 0 || d.v > MaxVideoSide || d.v%2 != 0:
+			return specErr(f+"."+d.name, "must be 0 or an even number up to %d, got %d", MaxVideoSide, d.v)
 		}
 	}
 	if v.CRF < 0 || v.CRF > 63 {
@@ -620,7 +666,7 @@ func (v *Video) validate(f string) error {
 		switch {
 		case v.Codec == "libx264" || v.Codec == "libx265":
 			if !slices.Contains(x26xPresets, v.Preset) {
-				return specErr(f+".Preset", "unknown preset %q", v.Preset)
+				return specErr(f+".Preset", "%s takes %s, got %q", v.Codec, strings.Join(x26xPresets, ", "), v.Preset)
 			}
 		case strings.HasPrefix(v.Codec, "libvpx"):
 			if !slices.Contains(vpxDeadline, v.Preset) {
@@ -645,11 +691,11 @@ func (v *Video) validate(f string) error {
 	if v.Profile != "" && !tokenRe.MatchString(v.Profile) {
 		return specErr(f+".Profile", "invalid profile %q", v.Profile)
 	}
-	if v.FPS < 0 || v.FPS > 240 || v.FPS != v.FPS {
-		return specErr(f+".FPS", "must be 0..240, got %v", v.FPS)
+	if v.FPS < 0 || v.FPS > MaxFPS || v.FPS != v.FPS {
+		return specErr(f+".FPS", "must be 0..%d, got %v", MaxFPS, v.FPS)
 	}
-	if v.GOP < 0 {
-		return specErr(f+".GOP", "must be >= 0, got %d", v.GOP)
+	if v.GOP < 0 || v.GOP > MaxGOP {
+		return specErr(f+".GOP", "must be 0..%d frames, got %d", MaxGOP, v.GOP)
 	}
 	return nil
 }

@@ -8,8 +8,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/transcoder/transcoder/configs"
+	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
 )
 
@@ -91,7 +93,21 @@ var decodeValidateSeeds = []string{
 	`{"input":"/a.mp4","preset":"h264-480p","outputs":[{"url":"//b.mp4"}]}`,
 	`null`,
 	``,
+	// Encoder options the argv builder refuses must not validate (they once failed only when
+	// ffmpeg started), and every ffmpeg output a job can make must fit one run.
+	`{"input":"/in.mp4","outputs":[{"url":"/o.mp4","container":"mp4","video":{"codec":"h264","preset":"turbo"}}]}`,
+	`{"input":"/in.mp4","outputs":[{"url":"/o.webm","container":"webm","video":{"codec":"vp9","preset":"veryfast"},"audio":{"codec":"opus","sample_rate":4000}}]}`,
+	`{"input":"/in.mp4","outputs":[{"url":"/o.mkv","container":"mkv","video":{"codec":"copy","crf":20},"audio":{"codec":"copy","bitrate":"64k"}}]}`,
+	`{"input":"/in.mp4","outputs":[{"url":"/a/","preset":"hls-abr"},{"url":"/b/","preset":"dash-abr"},{"url":"/c/","preset":"hls-abr"},{"url":"/d/","preset":"dash-abr"}]}`,
+	`{"input":"/in.mp4","outputs":[{"url":"/a/","preset":"hls-abr"},{"url":"/p.jpg","preset":"poster"},{"url":"/s/","preset":"sprite","thumbnails":{"count":60,"columns":10}},{"url":"/f/","preset":"thumbnails","thumbnails":{"interval":2}}]}`,
 }
+
+// fuzzProbe is an input with one video and one audio stream: every output of a valid job
+// plans on it, ladders and thumbnails (which need a probe) included.
+var fuzzProbe = &ffmpeg.ProbeResult{FormatName: "mov,mp4,m4a,3gp,3g2,mj2", Duration: time.Minute, Streams: []ffmpeg.Stream{
+	{Index: 0, Type: "video", Codec: "h264", Width: 1920, Height: 1080, PixFmt: "yuv420p", SAR: "1:1", FrameRate: 25, Duration: time.Minute, Default: true},
+	{Index: 1, Type: "audio", Codec: "aac", Channels: 2, SampleRate: 48000, Duration: time.Minute, Default: true},
+}}
 
 func fuzzPresets(f *testing.F) job.Presets {
 	f.Helper()
@@ -108,6 +124,9 @@ func fuzzPresets(f *testing.F) job.Presets {
 //     jobs as invalid_job; an error without it would be retried as if it were transient);
 //   - a job that validates survives a round trip: encoded to JSON (as Client.Submit does),
 //     decoded and validated again it is the same job, and its encoding is a fixed point;
+//   - a job that validates plans, on an input with video and audio (fuzzProbe), into a spec
+//     that package ffmpeg turns into an argv: validation applies the argv builder's rules, so
+//     a valid job cannot fail when its ffmpeg starts;
 //   - ParseLocation, on the raw input and on every location in a decoded job, never accepts
 //     a location starting with '-' or holding NUL, CR or LF (raw or %-escaped), and every
 //     location it accepts is an absolute, clean file path.
@@ -143,6 +162,7 @@ func FuzzDecodeValidate(f *testing.F) {
 				t.Errorf("valid job: Resolve(%d): %v", i, err)
 			}
 		}
+		checkArgs(t, j, presets)
 
 		enc, err := json.Marshal(j)
 		if err != nil {
@@ -166,6 +186,21 @@ func FuzzDecodeValidate(f *testing.F) {
 			t.Errorf("round trip changed the job:\n before %+v\n  after %+v\n   json %s", a, b, enc)
 		}
 	})
+}
+
+// checkArgs plans a valid job on fuzzProbe, as the worker would, and builds its argv.
+func checkArgs(t *testing.T, j *job.Job, presets job.Presets) {
+	t.Helper()
+	if err := j.CheckMedia(presets, fuzzProbe, job.Limits{}); err != nil {
+		t.Fatalf("valid job refuses an input with video and audio: %v", err)
+	}
+	mp, err := j.PlanMedia(presets, ffmpeg.Input{}, job.Limits{}, fuzzProbe)
+	if err != nil {
+		t.Fatalf("valid job does not plan: %v", err)
+	}
+	if _, err := mp.Spec.Args(); err != nil {
+		t.Fatalf("valid job plans a spec ffmpeg refuses: %v", err)
+	}
 }
 
 // normalized is a copy of j without the differences JSON cannot carry and that mean nothing:

@@ -38,7 +38,8 @@ type Job struct {
 }
 
 // Output is one rendition the job asks for. Fields left empty come from the output's preset,
-// or else the job's preset.
+// or else the job's preset; but a video codec other than the preset's takes none of the
+// preset's speed preset and profile, which are each encoder's own.
 type Output struct {
 	URL       string `json:"url"`
 	Preset    string `json:"preset,omitempty"`

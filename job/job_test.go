@@ -120,7 +120,7 @@ func TestValidate(t *testing.T) {
 			j.Outputs[0] = job.Output{URL: "/o.webm", Container: "webm", Video: &job.Video{Codec: "vp9", Height: 360}}
 		}, ""},
 		{"codec vs container", func(j *job.Job) { j.Outputs[0].Container = "webm" }, "outputs[0].video.codec"},
-		{"absurd size", func(j *job.Job) { j.Outputs[0].Video = &job.Video{Width: 100000} }, "outputs[0].video"},
+		{"absurd size", func(j *job.Job) { j.Outputs[0].Video = &job.Video{Width: 100000} }, "outputs[0].video.width"},
 		{"smuggled bitrate", func(j *job.Job) { j.Outputs[0].Audio = &job.Audio{Bitrate: "1k -vf x"} }, "outputs[0].audio.bitrate"},
 		{"negative timeout", func(j *job.Job) { j.Timeout = job.Duration(-time.Second) }, "timeout"},
 		{"huge timeout", func(j *job.Job) { j.Timeout = job.Duration(48 * time.Hour) }, "timeout"},

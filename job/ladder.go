@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -43,9 +44,6 @@ func resolveLadder(container string, rungs []Rung, a *Audio, seg time.Duration, 
 	if len(rungs) > maxRungs {
 		return ResolvedOutput{}, &FieldError{field + ".ladder", fmt.Sprintf("at most %d rungs", maxRungs)}
 	}
-	if seg < 500*time.Millisecond || seg > time.Minute {
-		return ResolvedOutput{}, &FieldError{field + ".segment", "must be 0.5 to 60 seconds"}
-	}
 	names := map[string]bool{"audio": true}
 	for i, r := range rungs {
 		f := fmt.Sprintf("%s.ladder[%d]", field, i)
@@ -53,7 +51,7 @@ func resolveLadder(container string, rungs []Rung, a *Audio, seg time.Duration, 
 			return ResolvedOutput{}, &FieldError{f + ".name", fmt.Sprintf("%q: each rung needs its own name of letters, digits, '-' and '_' (not \"audio\")", r.Name)}
 		}
 		names[r.Name] = true
-		if r.Video == nil || !contains(ladderVideo[container], r.Video.Codec) {
+		if r.Video == nil || !slices.Contains(ladderVideo[container], r.Video.Codec) {
 			codec := ""
 			if r.Video != nil {
 				codec = r.Video.Codec
@@ -63,16 +61,16 @@ func resolveLadder(container string, rungs []Rung, a *Audio, seg time.Duration, 
 		if r.Video.Width <= 0 && r.Video.Height <= 0 {
 			return ResolvedOutput{}, &FieldError{f + ".video", "a rung needs a width or height (its bounding box)"}
 		}
-		// The rest of the checks are those of any video output.
-		if _, err := resolved("mp4", r.Video, nil, f); err != nil {
+		// The rest of the checks are those of any video output, as a CMAF stream.
+		if err := checkEncode("mp4", r.Video, nil, seg, field, f); err != nil {
 			return ResolvedOutput{}, err
 		}
 	}
 	if a != nil {
-		if !contains(ladderAudio[container], a.Codec) {
+		if !slices.Contains(ladderAudio[container], a.Codec) {
 			return ResolvedOutput{}, &FieldError{field + ".audio.codec", fmt.Sprintf("%q: %s audio takes %s", a.Codec, container, strings.Join(ladderAudio[container], ", "))}
 		}
-		if _, err := resolved("mp4", nil, a, field); err != nil {
+		if err := checkEncode("mp4", nil, a, seg, field, field); err != nil {
 			return ResolvedOutput{}, err
 		}
 		if a.AllTracks {
@@ -80,6 +78,19 @@ func resolveLadder(container string, rungs []Rung, a *Audio, seg time.Duration, 
 		}
 	}
 	return ResolvedOutput{Container: container, Ladder: rungs, Audio: a, Segment: seg}, nil
+}
+
+// maxSpecOutputs is the most ffmpeg outputs the resolved output makes: one per rung and one
+// for the audio of a ladder (fewer for an input that is small or lacks a stream), else one.
+func (r ResolvedOutput) maxSpecOutputs() int {
+	if !IsLadder(r.Container) {
+		return 1
+	}
+	n := len(r.Ladder)
+	if r.Audio != nil {
+		n++
+	}
+	return n
 }
 
 // KeptRungs is the part of a ladder worth encoding for an input of w x h (upright, square

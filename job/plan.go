@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/transcoder/transcoder/ffmpeg"
@@ -177,8 +175,10 @@ func overlayVideo(base, over *Video) *Video {
 		v = *base
 	}
 	if over != nil {
-		if over.Codec != "" {
-			v.Codec = over.Codec
+		if over.Codec != "" && over.Codec != v.Codec {
+			// Speed presets and profiles are each encoder's own names: the preset's would be
+			// refused by (or mean something else to) the output's encoder.
+			v.Codec, v.Preset, v.Profile = over.Codec, "", ""
 		}
 		if over.Width != 0 {
 			v.Width = over.Width
@@ -255,109 +255,7 @@ var (
 	// defaultSpeed is the encoder speed preset of a codec whose encoder's own default is too
 	// slow for a worker (x265 medium, SVT-AV1's default): used when the job names none.
 	defaultSpeed = map[string]string{"hevc": "fast", "av1": "8"}
-	// containers lists, for each container, the codecs it can carry. copy goes anywhere; the
-	// input's codec must suit the container (ffmpeg fails the job otherwise).
-	containers = map[string]struct{ video, audio []string }{
-		"mp4":    {[]string{"h264", "hevc", "av1", "copy"}, []string{"aac", "copy"}},
-		"m4a":    {nil, []string{"aac", "copy"}},
-		"webm":   {[]string{"vp9", "av1", "copy"}, []string{"opus", "copy"}},
-		"mkv":    {[]string{"h264", "hevc", "vp9", "av1", "copy"}, []string{"aac", "opus", "copy"}},
-		"mpegts": {[]string{"h264", "hevc", "copy"}, []string{"aac", "copy"}},
-		"ogg":    {nil, []string{"opus", "copy"}},
-		// nut carries uncompressed intermediates (raw frames, PCM) for other tools to consume.
-		"nut": {[]string{"raw", "h264", "copy"}, []string{"pcm", "aac", "copy"}},
-	}
 )
-
-func resolved(container string, v *Video, a *Audio, field string) (ResolvedOutput, error) {
-	c, ok := containers[container]
-	if !ok {
-		return ResolvedOutput{}, &FieldError{field + ".container", fmt.Sprintf("unknown container %q (mp4, m4a, webm, mkv, mpegts, ogg, nut)", container)}
-	}
-	if v == nil && a == nil {
-		return ResolvedOutput{}, &FieldError{field, "neither video nor audio: name a preset or set video/audio"}
-	}
-	if v != nil {
-		if !contains(c.video, v.Codec) {
-			return ResolvedOutput{}, &FieldError{field + ".video.codec", fmt.Sprintf("%q cannot go in %s (allowed: %s)", v.Codec, container, strings.Join(c.video, ", "))}
-		}
-		switch {
-		case v.Width < 0 || v.Height < 0 || v.Width > maxVideoSide || v.Height > maxVideoSide:
-			return ResolvedOutput{}, &FieldError{field + ".video", fmt.Sprintf("width and height must be 0..%d", maxVideoSide)}
-		case v.CRF < 0 || v.CRF > 63:
-			return ResolvedOutput{}, &FieldError{field + ".video.crf", "must be 0..63"}
-		case v.FPS < 0 || v.FPS > 240:
-			return ResolvedOutput{}, &FieldError{field + ".video.fps", "must be 0..240"}
-		case v.GOP < 0 || v.GOP > 1000:
-			return ResolvedOutput{}, &FieldError{field + ".video.gop", "must be 0..1000"}
-		}
-		if err := checkSpeed(v, field); err != nil {
-			return ResolvedOutput{}, err
-		}
-		for name, s := range map[string]string{"preset": v.Preset, "bitrate": v.Bitrate, "maxrate": v.MaxRate, "bufsize": v.BufSize, "profile": v.Profile, "pix_fmt": v.PixFmt} {
-			if !safeToken(s) {
-				return ResolvedOutput{}, &FieldError{field + ".video." + name, fmt.Sprintf("%q is not a plain value", s)}
-			}
-		}
-	}
-	if a != nil {
-		if !contains(c.audio, a.Codec) {
-			return ResolvedOutput{}, &FieldError{field + ".audio.codec", fmt.Sprintf("%q cannot go in %s (allowed: %s)", a.Codec, container, strings.Join(c.audio, ", "))}
-		}
-		if !safeToken(a.Bitrate) {
-			return ResolvedOutput{}, &FieldError{field + ".audio.bitrate", fmt.Sprintf("%q is not a plain value", a.Bitrate)}
-		}
-		if a.Channels < 0 || a.Channels > 8 || a.SampleRate < 0 || a.SampleRate > 192000 {
-			return ResolvedOutput{}, &FieldError{field + ".audio", "channels must be 0..8, sample_rate 0..192000"}
-		}
-	}
-	return ResolvedOutput{Container: container, Video: v, Audio: a}, nil
-}
-
-// checkSpeed checks the speed preset of the codecs whose encoders name them differently: x265
-// takes x264's names, SVT-AV1 a number from 0 (slowest) to 13 (fastest).
-func checkSpeed(v *Video, field string) error {
-	if v.Preset == "" {
-		return nil
-	}
-	switch v.Codec {
-	case "hevc":
-		if !contains(x26xSpeeds, v.Preset) {
-			return &FieldError{field + ".video.preset", fmt.Sprintf("%q is not an x265 preset (%s)", v.Preset, strings.Join(x26xSpeeds, ", "))}
-		}
-	case "av1":
-		if n, err := strconv.Atoi(v.Preset); err != nil || n < 0 || n > 13 || strconv.Itoa(n) != v.Preset {
-			return &FieldError{field + ".video.preset", fmt.Sprintf("%q: av1 (SVT-AV1) takes 0 (slowest) to 13 (fastest)", v.Preset)}
-		}
-	}
-	return nil
-}
-
-var x26xSpeeds = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"}
-
-// safeToken accepts the short alphanumeric values encoder options take ("128k", "veryfast",
-// "yuv420p") so a job can never smuggle an option or a filter into the argv.
-func safeToken(s string) bool {
-	if len(s) > 32 || strings.HasPrefix(s, "-") {
-		return false
-	}
-	for _, r := range s {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_'
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 // Plan turns the job into the ffmpeg spec the worker runs; in says where ffmpeg reads the input
 // (an empty Path means stdin). The spec does not depend on the input: ffmpeg applies the rules
@@ -557,14 +455,20 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 	return mp, nil
 }
 
+// planVideo is the ffmpeg video of an output (nil for none). Every option of the job is
+// passed on, even to copy, so that ffmpeg's validation refuses what copy cannot do instead of
+// the plan dropping it silently.
 func planVideo(rv *Video) *ffmpeg.Video {
+	if rv == nil {
+		return nil
+	}
 	v := &ffmpeg.Video{
-		Codec: videoEncoders[rv.Codec], CRF: rv.CRF, Preset: rv.Preset,
+		Codec: videoEncoders[rv.Codec], Width: rv.Width, Height: rv.Height, CRF: rv.CRF, Preset: rv.Preset,
 		Bitrate: rv.Bitrate, MaxRate: rv.MaxRate, BufSize: rv.BufSize,
 		FPS: rv.FPS, GOP: rv.GOP, Profile: rv.Profile, PixFmt: rv.PixFmt,
 	}
 	if v.Codec != "copy" {
-		v.Width, v.Height, v.Fit = rv.Width, rv.Height, true
+		v.Fit = true
 		if v.PixFmt == "" {
 			v.PixFmt = "yuv420p"
 		}
@@ -576,9 +480,12 @@ func planVideo(rv *Video) *ffmpeg.Video {
 	return v
 }
 
-// planAudio is the ffmpeg audio of an output; with a probe, the input's default audio track
-// (disposition default) is the one used, else the first.
+// planAudio is the ffmpeg audio of an output (nil for none); with a probe, the input's
+// default audio track (disposition default) is the one used, else the first.
 func planAudio(ra *Audio, probe *ffmpeg.ProbeResult) *ffmpeg.Audio {
+	if ra == nil {
+		return nil
+	}
 	a := &ffmpeg.Audio{Codec: audioEncoders[ra.Codec], Bitrate: ra.Bitrate, Channels: ra.Channels, SampleRate: ra.SampleRate, AllTracks: ra.AllTracks}
 	if probe != nil && !a.AllTracks {
 		n := 0

@@ -107,28 +107,17 @@ func (t *Thumbnails) images(d time.Duration, fps float64) *ffmpeg.Images {
 }
 
 // checkThumbnails validates the settings as far as they do not depend on the input: the
-// ffmpeg package's own checks, with a duration standing in for the probe's.
+// ffmpeg package's own checks (mode, count or interval, box, quality, grid), with a duration
+// standing in for the probe's, and the job's bounds on times.
 func checkThumbnails(t *Thumbnails, field string) error {
-	switch t.Mode {
-	case ffmpeg.ImagesPoster, ffmpeg.ImagesFrames, ffmpeg.ImagesSprite:
-	default:
-		return &FieldError{field + ".thumbnails.mode", fmt.Sprintf("%q: want poster, frames or sprite", t.Mode)}
-	}
 	if t.At != nil && (*t.At < 0 || *t.At > MaxTimeout.Seconds()) {
 		return &FieldError{field + ".thumbnails.at", "must be a time in seconds within the input"}
 	}
 	if t.Interval < 0 || t.Interval > 3600 {
 		return &FieldError{field + ".thumbnails.interval", "must be 0 to 3600 seconds"}
 	}
-	if t.Mode != ffmpeg.ImagesPoster && t.Count == 0 && t.Interval == 0 {
-		return &FieldError{field + ".thumbnails", "frames and sprite need a count or an interval"}
-	}
 	out := ffmpeg.Output{Images: t.images(time.Hour, 25)}
-	spec := ffmpeg.Spec{Outputs: []ffmpeg.Output{out}}
-	if _, err := spec.Args(); err != nil {
-		return &FieldError{field + ".thumbnails", err.Error()}
-	}
-	return nil
+	return specFieldError(out.Validate(), field, field)
 }
 
 func resolveImages(container string, t *Thumbnails, field string) (ResolvedOutput, error) {

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/storage"
 )
 
 // ErrInvalid is wrapped by every validation error: the job itself is wrong and retrying it
@@ -33,15 +36,10 @@ const (
 	maxMetadata  = 32
 	maxMetaKey   = 64
 	maxMetaValue = 1024
-	maxURL       = 4096
-	maxVideoSide = 8192
 	maxIDLen     = 128
 )
 
-var (
-	idRe     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
-	bucketRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-)
+var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
 // ValidID reports whether id can name a job: it is used as a NATS subject token, a KV key and
 // part of temporary file names, so it is restricted to letters, digits, '-' and '_'.
@@ -74,6 +72,7 @@ func (j *Job) Validate(presets Presets) error {
 	}
 	in, _ := ParseLocation(j.Input)
 	seen := map[string]bool{}
+	runs := 0 // ffmpeg outputs, at most
 	for i, o := range j.Outputs {
 		f := fmt.Sprintf("outputs[%d]", i)
 		if o.URL == "" {
@@ -90,9 +89,14 @@ func (j *Job) Validate(presets Presets) error {
 			return &FieldError{f + ".url", "same as the input"}
 		}
 		seen[loc.String()] = true
-		if _, err := j.Resolve(i, presets); err != nil {
+		r, err := j.Resolve(i, presets)
+		if err != nil {
 			return err
 		}
+		runs += r.maxSpecOutputs()
+	}
+	if runs > ffmpeg.MaxOutputs {
+		return &FieldError{"outputs", fmt.Sprintf("the outputs make up to %d ffmpeg outputs (every rung of a ladder and its audio count), more than the %d of one ffmpeg run", runs, ffmpeg.MaxOutputs)}
 	}
 	if j.Timeout < 0 || time.Duration(j.Timeout) > MaxTimeout {
 		return &FieldError{"timeout", fmt.Sprintf("must be between 0 and %s", MaxTimeout)}
@@ -134,19 +138,16 @@ func (l Location) String() string {
 // IsFile reports whether the location is on the local disk.
 func (l Location) IsFile() bool { return l.Scheme == "file" }
 
-// ffmpegProtocols are the ffmpeg URL forms a job could try to smuggle in, named so the error
-// says what was refused. Every other scheme is refused too; these get a clearer message.
-var ffmpegProtocols = []string{"concat:", "concatf:", "subfile,", "subfile:", "data:", "pipe:", "fd:", "crypto:", "crypto+", "cache:", "async:", "tee:"}
-
 // ParseLocation accepts "file:///abs/path", an absolute path, http(s)://HOST/PATH,
 // nats://BUCKET/KEY and s3://BUCKET/KEY (syntax only: which hosts and directories a worker
 // may reach is its storage configuration's call, at the time it connects). Anything ffmpeg could read as a
 // protocol or an option (concat:, subfile,, data:, ffmpeg's file:path without "//", a leading
 // '-') and relative paths are refused: the worker, not ffmpeg, opens inputs and outputs, and
-// ffmpeg only ever gets pipes and spool files.
+// ffmpeg only ever gets pipes and spool files. The length bound, the ffmpeg protocols and the
+// bucket names are package storage's, which opens these URLs.
 func ParseLocation(s string) (Location, error) {
-	if len(s) > maxURL {
-		return Location{}, fmt.Errorf("longer than %d bytes", maxURL)
+	if len(s) > storage.MaxURL {
+		return Location{}, fmt.Errorf("longer than %d bytes", storage.MaxURL)
 	}
 	if strings.ContainsFunc(s, unicode.IsControl) {
 		return Location{}, errors.New("contains control characters")
@@ -154,13 +155,10 @@ func ParseLocation(s string) (Location, error) {
 	if strings.HasPrefix(s, "-") {
 		return Location{}, errors.New("must not start with '-' (an ffmpeg option)")
 	}
-	lower := strings.ToLower(s)
-	for _, p := range ffmpegProtocols {
-		if strings.HasPrefix(lower, p) {
-			return Location{}, fmt.Errorf("ffmpeg protocol %q is not allowed (use file:///abs/path)", strings.TrimRight(p, ":,+"))
-		}
+	if p, ok := storage.FFmpegProtocol(s); ok {
+		return Location{}, fmt.Errorf("ffmpeg protocol %q is not allowed (use file:///abs/path)", p)
 	}
-	if strings.HasPrefix(lower, "file:") && !strings.HasPrefix(lower, "file://") {
+	if lower := strings.ToLower(s); strings.HasPrefix(lower, "file:") && !strings.HasPrefix(lower, "file://") {
 		return Location{}, errors.New("ffmpeg-style file: path is not allowed (use file:///abs/path)")
 	}
 	if strings.HasPrefix(s, "/") {
@@ -198,12 +196,15 @@ func ParseLocation(s string) (Location, error) {
 		}
 		return Location{Scheme: strings.ToLower(u.Scheme), Host: u.Host, Path: u.Path, raw: s}, nil
 	case "nats", "s3":
-		if !bucketRe.MatchString(u.Host) {
-			return Location{}, fmt.Errorf("%s URL needs a bucket: %s://BUCKET/KEY (bucket: letters, digits, '-', '_', '.')", u.Scheme, u.Scheme)
+		if u.Host == "" {
+			return Location{}, fmt.Errorf("%s URL needs a bucket: %s://BUCKET/KEY", u.Scheme, u.Scheme)
 		}
 		key := strings.TrimPrefix(u.Path, "/")
 		if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Port() != "" {
 			return Location{}, fmt.Errorf("%s URL is %s://BUCKET/KEY, with nothing else", u.Scheme, u.Scheme)
+		}
+		if err := storage.CheckBucket(strings.ToLower(u.Scheme), u.Host); err != nil {
+			return Location{}, err
 		}
 		if strings.ContainsFunc(key, unicode.IsControl) {
 			return Location{}, errors.New("contains control characters")

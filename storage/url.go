@@ -9,8 +9,8 @@ import (
 	"unicode"
 )
 
-// maxURL bounds the length of any URL or path, as the job format does.
-const maxURL = 4096
+// MaxURL bounds the length of any URL or path; job validation applies the same bound.
+const MaxURL = 4096
 
 const supported = "file:///abs/path (or /abs/path), http://, https://, nats://BUCKET/KEY, s3://BUCKET/KEY"
 
@@ -22,6 +22,31 @@ var (
 	natsBucketRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	s3BucketRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 )
+
+// FFmpegProtocol returns the name of the ffmpeg protocol (concat, subfile, data, pipe, ...)
+// that raw starts with, if any: ffmpeg would read it as that protocol rather than a file or
+// URL, so no input or output may start with one.
+func FFmpegProtocol(raw string) (string, bool) {
+	lower := strings.ToLower(raw)
+	for _, p := range ffmpegProtocols {
+		if strings.HasPrefix(lower, p) {
+			return strings.TrimRight(p, ":,+"), true
+		}
+	}
+	return "", false
+}
+
+// CheckBucket checks the bucket of a nats:// or s3:// URL by the naming rules of its store
+// (JetStream object store names; S3 bucket names), or returns nil for other schemes.
+func CheckBucket(scheme, bucket string) error {
+	switch {
+	case scheme == "nats" && !natsBucketRe.MatchString(bucket):
+		return fmt.Errorf("bad bucket name %q: letters, digits, '-' and '_' only", bucket)
+	case scheme == "s3" && (!s3BucketRe.MatchString(bucket) || strings.Contains(bucket, "..")):
+		return fmt.Errorf("bad bucket name %q: 3-63 lowercase letters, digits, '.' and '-'", bucket)
+	}
+	return nil
+}
 
 // location is a parsed, validated URL.
 type location struct {
@@ -50,8 +75,8 @@ func parse(op, raw string, dir bool) (location, error) {
 	if raw == "" {
 		return bad(ErrRejected, "empty URL")
 	}
-	if len(raw) > maxURL {
-		return location{}, newErr(op, raw[:64]+"...", ErrRejected, fmt.Sprintf("longer than %d bytes", maxURL), nil)
+	if len(raw) > MaxURL {
+		return location{}, newErr(op, raw[:64]+"...", ErrRejected, fmt.Sprintf("longer than %d bytes", MaxURL), nil)
 	}
 	if strings.ContainsFunc(raw, unicode.IsControl) {
 		return location{}, &Error{Op: op, URL: fmt.Sprintf("%q", raw), Kind: ErrRejected, Msg: "contains control characters"}
@@ -59,12 +84,10 @@ func parse(op, raw string, dir bool) (location, error) {
 	if strings.HasPrefix(raw, "-") {
 		return bad(ErrRejected, "must not start with '-' (an ffmpeg option)")
 	}
-	lower := strings.ToLower(raw)
-	for _, p := range ffmpegProtocols {
-		if strings.HasPrefix(lower, p) {
-			return bad(ErrUnsupportedScheme, "ffmpeg protocol %q is not allowed (supported: %s)", strings.TrimRight(p, ":,+"), supported)
-		}
+	if p, ok := FFmpegProtocol(raw); ok {
+		return bad(ErrUnsupportedScheme, "ffmpeg protocol %q is not allowed (supported: %s)", p, supported)
 	}
+	lower := strings.ToLower(raw)
 	if strings.HasPrefix(lower, "file:") && !strings.HasPrefix(lower, "file://") {
 		return bad(ErrRejected, "ffmpeg-style file: path is not allowed (use file:///abs/path)")
 	}
@@ -122,11 +145,8 @@ func parse(op, raw string, dir bool) (location, error) {
 			return bad(ErrRejected, "%s URL must not have a query or fragment", scheme)
 		}
 		bucket := u.Host
-		if scheme == "nats" && !natsBucketRe.MatchString(bucket) {
-			return bad(ErrRejected, "bad bucket name %q: letters, digits, '-' and '_' only", bucket)
-		}
-		if scheme == "s3" && (!s3BucketRe.MatchString(bucket) || strings.Contains(bucket, "..")) {
-			return bad(ErrRejected, "bad bucket name %q: 3-63 lowercase letters, digits, '.' and '-'", bucket)
+		if err := CheckBucket(scheme, bucket); err != nil {
+			return bad(ErrRejected, "%v", err)
 		}
 		key := strings.TrimPrefix(u.Path, "/")
 		if msg := checkKey(key, dir); msg != "" {
