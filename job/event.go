@@ -114,6 +114,9 @@ type Failure struct {
 	Reason     string `json:"reason"`
 	StderrTail string `json:"stderr_tail,omitempty"`
 	Argv       string `json:"argv,omitempty"`
+	// Removed lists the outputs this attempt had published before it failed, and took back:
+	// a failed job leaves none of its outputs behind.
+	Removed []string `json:"removed_outputs,omitempty"`
 }
 
 // State is a job's state in the TRANSCODE_STATE bucket.
@@ -144,6 +147,10 @@ type Status struct {
 	// Passed counts deliveries handed on by workers that lack an encoder the job needs while
 	// another live worker has it; they do not count against the delivery limit.
 	Passed int `json:"passed,omitempty"`
+	// Stopped counts deliveries handed back by a worker shutting down (drain); they do not
+	// count against the delivery limit either. A worker killed outright records none, so a
+	// job that keeps killing its worker still reaches the limit.
+	Stopped int `json:"stopped,omitempty"`
 }
 
 // DeadLetter is what the worker keeps about a job that failed for good (stream TRANSCODE_DLQ,

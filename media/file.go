@@ -1,4 +1,4 @@
-package worker
+package media
 
 import (
 	"context"
@@ -6,21 +6,31 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"io"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/pipeline"
 	"github.com/transcoder/transcoder/storage"
 )
 
-// outSink writes one single-file output to its store. A local output is written to a hidden
-// part file beside its final name (the store's), which ffprobe verifies before the rename. A
-// remote output (http PUT, nats object store, s3) streams to the store as ffmpeg writes it,
-// and a copy goes to a spool file for the verification: the remote object is completed
-// (Commit) only once the copy is verified, so a bad output never becomes visible.
-type outSink struct {
+// fileOutput writes one single-file output to its store. A local output is written to a
+// hidden part file beside its final name (the store's), which ffprobe verifies before the
+// rename. A remote output (http PUT, nats object store, s3) streams to the store as ffmpeg
+// writes it, and a copy goes to a spool file for the verification: the remote object is
+// completed (Commit) only once the copy is verified, so a bad output never becomes visible.
+// A faststart output is written by ffmpeg to a spool file of its own (its pipe stays empty),
+// and goes to the store through the ring once ffmpeg is done.
+type fileOutput struct {
+	e     *Engine
+	url   string
+	want  ffmpeg.Output // what the plan asked ffmpeg for
+	acq   pipeline.Acquirer
 	w     storage.Writer
 	local string   // the file ffprobe verifies
 	spool *os.File // the copy of a remote output; nil for local ones
@@ -28,19 +38,21 @@ type outSink struct {
 	n     int64
 	out   *atomic.Int64
 	first func() // called once, at the first byte; may be nil
+	res   job.OutputResult
+	done  bool // published
 }
 
-func newOutSink(ctx context.Context, st *storage.Store, url, spoolDir, jobID string, attempt int, out *atomic.Int64) (*outSink, error) {
-	w, err := st.Create(ctx, url, storage.CreateOptions{JobID: jobID, Attempt: attempt, ContentType: contentType(url)})
+func newFileOutput(ctx context.Context, e *Engine, t *Task, po PlannedOutput, want ffmpeg.Output, first func()) (*fileOutput, error) {
+	w, err := e.cfg.Storage.Create(ctx, po.URL, storage.CreateOptions{JobID: t.ID, Attempt: t.Attempt, ContentType: contentType(po.URL)})
 	if err != nil {
 		return nil, fmt.Errorf("create output: %w", err)
 	}
-	s := &outSink{w: w, h: sha256.New(), out: out}
+	s := &fileOutput{e: e, url: po.URL, want: want, acq: t.Buffers, w: w, h: sha256.New(), out: &t.Meter.BytesOut, first: first}
 	if lw, ok := w.(storage.LocalWriter); ok {
 		s.local = lw.LocalPath()
 		return s, nil
 	}
-	if s.spool, err = os.CreateTemp(spoolDir, "transcoder-out-"+jobID+"-*"); err != nil {
+	if s.spool, err = os.CreateTemp(e.cfg.SpoolDir, "transcoder-out-"+t.ID+"-*"); err != nil {
 		w.Abort()
 		return nil, fmt.Errorf("output spool: %w", err)
 	}
@@ -48,8 +60,15 @@ func newOutSink(ctx context.Context, st *storage.Store, url, spoolDir, jobID str
 	return s, nil
 }
 
+func (s *fileOutput) writers() []io.Writer {
+	if s.want.Path != "" {
+		return []io.Writer{io.Discard} // ffmpeg writes the spool file itself
+	}
+	return []io.Writer{s}
+}
+
 // Write writes to the store (and the spool copy) and the checksum; it allocates nothing.
-func (s *outSink) Write(p []byte) (int, error) {
+func (s *fileOutput) Write(p []byte) (int, error) {
 	if s.first != nil && len(p) > 0 {
 		s.first()
 		s.first = nil
@@ -64,32 +83,74 @@ func (s *outSink) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Sync flushes a local output to disk ahead of Commit, so the rename finds nothing left to
-// flush; it runs beside the verification.
-func (s *outSink) Sync() error {
-	if f, ok := s.w.(interface{ Sync() error }); ok {
-		return f.Sync()
+// verify brings a faststart output from its spool file, then flushes a local output to disk
+// beside the probe, so that the commit finds nothing left to flush.
+func (s *fileOutput) verify(ctx context.Context, c *check) error {
+	if s.want.Path != "" {
+		err := copySpool(ctx, s.want.Path, s, s.acq)
+		_ = os.Remove(s.want.Path)
+		if err != nil {
+			return err
+		}
 	}
-	return nil
+	var syncErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if f, ok := s.w.(interface{ Sync() error }); ok {
+			if err := f.Sync(); err != nil {
+				syncErr = fmt.Errorf("output: %w", err)
+			}
+		}
+	})
+	var err error
+	s.res, err = s.e.verifyFile(ctx, c, s.want, s.local, s.n)
+	wg.Wait()
+	s.res.Size, s.res.SHA256 = s.n, hex.EncodeToString(s.h.Sum(nil))
+	if syncErr != nil {
+		return syncErr
+	}
+	return err
 }
 
-// Commit publishes the output under its final name.
-func (s *outSink) Commit(ctx context.Context) error {
+// publish commits the output under its final name.
+func (s *fileOutput) publish(ctx context.Context) (job.OutputResult, error) {
 	if err := s.w.Commit(ctx); err != nil {
-		s.Abort()
-		return fmt.Errorf("commit output: %w", err)
+		s.abort()
+		return s.res, fmt.Errorf("commit output: %w", err)
 	}
+	s.done = true
 	s.dropSpool()
-	return nil
+	s.res.URL = s.url
+	return s.res, nil
 }
 
-// Abort discards the output: nothing appears under its final name.
-func (s *outSink) Abort() {
+// abort discards the output: nothing appears under its final name.
+func (s *fileOutput) abort() {
+	if s.done {
+		return
+	}
 	s.w.Abort()
 	s.dropSpool()
+	if s.want.Path != "" {
+		_ = os.Remove(s.want.Path)
+	}
 }
 
-func (s *outSink) dropSpool() {
+// unpublish deletes the committed output, even after the task's context ended.
+func (s *fileOutput) unpublish(ctx context.Context) []string {
+	if !s.done {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), takeBackTimeout)
+	defer cancel()
+	if err := s.e.cfg.Storage.Delete(ctx, s.url); err != nil {
+		return nil
+	}
+	s.done = false
+	return []string{s.url}
+}
+
+func (s *fileOutput) dropSpool() {
 	if s.spool != nil {
 		_ = s.spool.Close()
 		_ = os.Remove(s.spool.Name())
@@ -97,7 +158,34 @@ func (s *outSink) dropSpool() {
 	}
 }
 
-func (s *outSink) Sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
+// copySpool streams a spool file into a sink, one ring buffer at a time.
+func copySpool(ctx context.Context, path string, dst io.Writer, acq pipeline.Acquirer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("spooled output: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	for {
+		b, err := acq.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		n, rerr := f.Read(b.Space())
+		if n > 0 {
+			if _, err := dst.Write(b.Space()[:n]); err != nil {
+				acq.Release(b)
+				return fmt.Errorf("output: %w", err)
+			}
+		}
+		acq.Release(b)
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return fmt.Errorf("spooled output: %w", rerr)
+		}
+	}
+}
 
 // contentType is the MIME type of an output, from its name, for stores that keep one.
 func contentType(url string) string {
@@ -114,27 +202,30 @@ func contentType(url string) string {
 	return "application/octet-stream"
 }
 
-// storeAdapter is the worker's storage as the ladder sink needs it.
-type storeAdapter struct {
+// objects is the task's storage as outputs of many objects (ladders, images) use it.
+type objects struct {
 	st      *storage.Store
 	jobID   string
 	attempt int
 }
 
-func (a storeAdapter) create(ctx context.Context, url string) (objWriter, error) {
+func (a objects) create(ctx context.Context, url string) (objWriter, error) {
 	return a.st.Create(ctx, url, storage.CreateOptions{JobID: a.jobID, Attempt: a.attempt, ContentType: contentType(url)})
 }
 
-func (a storeAdapter) remove(ctx context.Context, url string) error { return a.st.Delete(ctx, url) }
+func (a objects) remove(ctx context.Context, url string) error { return a.st.Delete(ctx, url) }
 
 // join names an object under a prefix; the prefix of a ladder or thumbnails output is a
 // directory whether or not its URL ends in '/'.
-func (a storeAdapter) join(prefix, name string) (string, error) {
+func (a objects) join(prefix, name string) (string, error) {
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
 	return storage.Join(prefix, name)
 }
+
+// takeBackTimeout bounds the removal of what a failed task published.
+const takeBackTimeout = 30 * time.Second
 
 // published is what an output of many objects (a ladder, thumbnails) has made visible so far,
 // so that an aborted attempt can take it back. Safe for concurrent use: a ladder's renditions
@@ -150,17 +241,23 @@ func (p *published) record(url string) {
 	p.mu.Unlock()
 }
 
-// takeBack deletes every recorded object, even after the job's context ended.
-func (p *published) takeBack(ctx context.Context, store objStore) {
+// takeBack deletes every recorded object, even after the job's context ended, and returns
+// the ones it removed.
+func (p *published) takeBack(ctx context.Context, store objStore) []string {
 	p.mu.Lock()
 	urls := p.urls
 	p.urls = nil
 	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), takeBackTimeout)
 	defer cancel()
-	for _, u := range urls {
-		_ = store.remove(ctx, u)
+	// Newest first: the playlist or index that makes the output exist goes before its parts.
+	var removed []string
+	for i := len(urls) - 1; i >= 0; i-- {
+		if store.remove(ctx, urls[i]) == nil {
+			removed = append(removed, urls[i])
+		}
 	}
+	return removed
 }
 
 // putObject writes a small object (a playlist, an index) whole and commits it.

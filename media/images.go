@@ -1,4 +1,4 @@
-package worker
+package media
 
 import (
 	"bytes"
@@ -34,15 +34,19 @@ type imageSink struct {
 	pending objWriter // a poster or sprite, committed by publish
 	written published // committed objects, taken back by abort
 	size    int64
-	sum     hash.Hash // of the poster or sprite image, for the result
+	sum     hash.Hash     // of the poster or sprite image, for the result
+	input   time.Duration // the input's, for a sprite's cues
+	done    bool          // published
 }
 
-func newImageSink(ctx context.Context, store objStore, url string, im *ffmpeg.Images, out *atomic.Int64) *imageSink {
-	s := &imageSink{ctx: ctx, store: store, url: url, im: im, out: out}
+func newImageSink(ctx context.Context, store objStore, url string, im *ffmpeg.Images, out *atomic.Int64, first func()) *imageSink {
+	s := &imageSink{ctx: ctx, store: store, url: url, im: im, out: out, first: first}
 	s.split = thumbs.NewSplitter(s)
 	s.split.MaxImageSize = 64 << 20 // a 16384-pixel-wide sprite at q 2 is far less
 	return s
 }
+
+func (s *imageSink) writers() []io.Writer { return []io.Writer{s} }
 
 func (s *imageSink) Write(p []byte) (int, error) { return s.split.Write(p) }
 
@@ -101,7 +105,8 @@ func (s *imageSink) ImageDone(n int, size int64) error {
 
 // verify checks that the run made the images it was asked for: a frame at the poster's time,
 // a sprite sheet, at least one of the spread images and no more than planned.
-func (s *imageSink) verify() error {
+func (s *imageSink) verify(_ context.Context, c *check) error {
+	s.input = c.input
 	n := s.split.Images()
 	want := s.im.Expected()
 	switch {
@@ -114,7 +119,15 @@ func (s *imageSink) verify() error {
 }
 
 // publish commits the pending image (and writes a sprite's index) and returns the result.
-func (s *imageSink) publish(duration time.Duration) (job.OutputResult, error) {
+func (s *imageSink) publish(_ context.Context) (job.OutputResult, error) {
+	res, err := s.commit(s.input)
+	if err == nil {
+		s.done = true
+	}
+	return res, err
+}
+
+func (s *imageSink) commit(duration time.Duration) (job.OutputResult, error) {
 	res := job.OutputResult{Kind: s.im.Mode, Size: s.size, Duration: duration.Seconds()}
 	res.Width, res.Height = s.split.Size()
 	res.URL = s.url
@@ -172,6 +185,9 @@ func (s *imageSink) publish(duration time.Duration) (job.OutputResult, error) {
 
 // abort takes back what this attempt published and discards the rest.
 func (s *imageSink) abort() {
+	if s.done {
+		return
+	}
 	for _, w := range []objWriter{s.cur, s.pending} {
 		if w != nil {
 			w.Abort()
@@ -179,4 +195,13 @@ func (s *imageSink) abort() {
 	}
 	s.cur, s.pending = nil, nil
 	s.written.takeBack(s.ctx, s.store)
+}
+
+// unpublish takes back every published image (and a sprite's index).
+func (s *imageSink) unpublish(ctx context.Context) []string {
+	if !s.done {
+		return nil
+	}
+	s.done = false
+	return s.written.takeBack(ctx, s.store)
 }

@@ -1,21 +1,184 @@
-package worker
+package media
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 
 	"github.com/transcoder/transcoder/bufpool"
+	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
 	"github.com/transcoder/transcoder/pipeline"
+	"github.com/transcoder/transcoder/storage"
 )
 
-// ErrInputTooLarge is returned when an input that must be spooled exceeds SpoolLimit.
-var ErrInputTooLarge = errors.New("worker: input larger than the spool limit")
+// input is a task's input stage: the opened source, the head read for the probe, and the spool
+// file when the input cannot stream. It owns the head's buffers: feed hands them to ffmpeg's
+// stdin channel, and close gives back whatever feed did not, so every path releases them here
+// and nowhere else.
+type input struct {
+	acq   pipeline.Acquirer
+	r     *storage.Reader
+	src   io.Reader // r, counted
+	head  []*bufpool.Buffer
+	eof   bool   // the whole input is in head
+	path  string // the spool file ffmpeg reads; "" when it reads pipe:0
+	probe *ffmpeg.ProbeResult
+	// local is the input's own path when it is a local file: explain probes it instead of
+	// spooling a copy (the same bytes, so the same description).
+	local string
+}
+
+// openInput opens the task's input and prepares it for ffmpeg. The head tells an mp4 whose
+// index follows its media, which cannot stream: it is spooled. A plan that depends on the input
+// (a ladder's rungs, thumbnail times) probes the head first: one buffer, which is enough for
+// nearly every input and quick to probe; then, if ffprobe needs more, as much as the input side
+// of the pipeline may hold (so the head never holds buffers the outputs need); then the whole
+// input, spooled. On error nothing is left open or held.
+func (e *Engine) openInput(ctx context.Context, t *Task, explain bool) (*input, error) {
+	r, err := e.cfg.Storage.Open(ctx, t.Job.Input)
+	if err != nil {
+		return nil, fmt.Errorf("open input: %w", err)
+	}
+	in := &input{acq: t.Buffers, r: r, src: countingReader{r: r, n: &t.Meter.BytesIn}}
+	if explain {
+		if loc, err := job.ParseLocation(t.Job.Input); err == nil && loc.IsFile() {
+			in.local = loc.Path
+		}
+	}
+	if err := e.prepare(ctx, t, in); err != nil {
+		in.close()
+		return nil, err
+	}
+	return in, nil
+}
+
+func (e *Engine) prepare(ctx context.Context, t *Task, in *input) error {
+	if err := in.readHead(ctx, 1); err != nil {
+		return err
+	}
+	spoolInput := scanMP4(chunks(in.head)) == mp4MoovTail
+	if !spoolInput && t.Job.NeedsProbe(e.cfg.Presets) {
+		probe, err := e.cfg.FFmpeg.ProbeChunks(ctx, chunks(in.head))
+		if maxHead := min(e.cfg.ChanDepth+1, max(1, e.cfg.ProbeBytes/bufSize)); err != nil && !in.eof && maxHead > len(in.head) {
+			if rerr := in.readHead(ctx, maxHead-len(in.head)); rerr != nil {
+				return rerr
+			}
+			probe, err = e.cfg.FFmpeg.ProbeChunks(ctx, chunks(in.head))
+		}
+		if err != nil && in.eof {
+			return err
+		}
+		// The head was not enough to describe the input (an mp4 whose index is larger than
+		// the head, say): spool it and probe the file.
+		spoolInput = err != nil
+		in.probe = probe
+		t.phase("probe")
+	}
+	if spoolInput {
+		if err := e.spoolInput(ctx, t, in); err != nil {
+			return err
+		}
+		t.phase("spool")
+	}
+	if in.probe != nil {
+		if err := t.Job.CheckMedia(e.cfg.Presets, in.probe, e.cfg.Limits); err != nil {
+			return err
+		}
+		t.probed(in.probe)
+	}
+	return nil
+}
+
+// spoolInput writes the input to the task's spool file and probes that file.
+func (e *Engine) spoolInput(ctx context.Context, t *Task, in *input) error {
+	in.path = e.spoolPath(t)
+	var err error
+	if in.local != "" {
+		in.probe, err = e.cfg.FFmpeg.ProbeFile(ctx, in.local)
+		in.releaseHead()
+		return err
+	}
+	err = spool(ctx, in.path, in.head, in.src, in.acq, e.cfg.SpoolLimit)
+	in.releaseHead()
+	if err != nil {
+		in.path = ""
+		return err
+	}
+	in.probe, err = e.cfg.FFmpeg.ProbeFile(ctx, in.path)
+	return err
+}
+
+// spoolPath is the file an input that cannot stream is spooled to: named by the task, so that
+// explain shows the argv the worker runs.
+func (e *Engine) spoolPath(t *Task) string {
+	return filepath.Join(e.cfg.SpoolDir, fmt.Sprintf("transcoder-spool-%s-%d", t.ID, t.Attempt))
+}
+
+// readHead adds up to n buffers to the head, each as full as the input allows.
+func (in *input) readHead(ctx context.Context, n int) error {
+	for ; n > 0 && !in.eof; n-- {
+		b, err := in.acq.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		m, rerr := io.ReadFull(in.src, b.Space())
+		b.SetLen(m)
+		if m > 0 {
+			in.head = append(in.head, b)
+		} else {
+			in.acq.Release(b)
+		}
+		switch {
+		case errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF):
+			in.eof = true
+		case rerr != nil:
+			return fmt.Errorf("read input: %w", rerr)
+		}
+	}
+	return nil
+}
+
+// feed is the source stage: the head, then the rest of the input, into ffmpeg's stdin
+// channel. Each buffer sent belongs to the channel's reader; what is not sent stays in the head
+// for close.
+func (in *input) feed(ctx context.Context, ch chan<- *bufpool.Buffer) error {
+	for len(in.head) > 0 {
+		select {
+		case ch <- in.head[0]:
+			in.head = in.head[1:]
+		case <-ctx.Done():
+			close(ch)
+			return ctx.Err()
+		}
+	}
+	if in.eof {
+		close(ch)
+		return nil
+	}
+	_, err := pipeline.ReadFrom(ctx, in.src, in.acq, ch)
+	return err
+}
+
+func (in *input) releaseHead() {
+	for _, b := range in.head {
+		in.acq.Release(b)
+	}
+	in.head = nil
+}
+
+// close releases what the input stage still holds: the head, the spool file, the source.
+func (in *input) close() {
+	in.releaseHead()
+	if in.path != "" && in.local == "" {
+		_ = os.Remove(in.path)
+	}
+	_ = in.r.Close()
+}
 
 // countingReader counts bytes read so the watchdog sees the input advance.
 type countingReader struct {
@@ -29,169 +192,10 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readHead fills up to n buffers from r, each as full as r allows, for the probe. eof reports
-// that r ended within them (the whole input is in the head).
-func readHead(ctx context.Context, r io.Reader, acq pipeline.Acquirer, n int) (head []*bufpool.Buffer, eof bool, err error) {
-	head = make([]*bufpool.Buffer, 0, n)
-	for len(head) < n {
-		b, err := acq.Acquire(ctx)
-		if err != nil {
-			return head, false, err
-		}
-		m, rerr := io.ReadFull(r, b.Space())
-		b.SetLen(m)
-		if m > 0 {
-			head = append(head, b)
-		} else {
-			acq.Release(b)
-		}
-		switch {
-		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
-			return head, true, nil
-		case rerr != nil:
-			return head, false, fmt.Errorf("read input: %w", rerr)
-		}
-	}
-	return head, false, nil
-}
-
-func releaseAll(acq pipeline.Acquirer, bufs []*bufpool.Buffer) {
-	for _, b := range bufs {
-		acq.Release(b)
-	}
-}
-
 func chunks(bufs []*bufpool.Buffer) [][]byte {
 	c := make([][]byte, len(bufs))
 	for i, b := range bufs {
 		c[i] = b.Bytes()
 	}
 	return c
-}
-
-// Layout of an ISO BMFF (mp4/mov) head, from its top-level boxes.
-type mp4Layout int
-
-const (
-	notMP4      mp4Layout = iota // not ISO BMFF, or undecided: stream it
-	mp4MoovHead                  // index before the media: streams from a pipe
-	mp4MoovTail                  // media before the index: must be spooled to a file
-)
-
-// scanMP4 walks the top-level boxes in the head. ffmpeg cannot demux an mp4 whose moov follows
-// mdat from a pipe, so such inputs are spooled; everything else streams.
-func scanMP4(head [][]byte) mp4Layout {
-	var hdr [16]byte
-	total := int64(0)
-	for _, c := range head {
-		total += int64(len(c))
-	}
-	at := func(off int64, n int) bool {
-		if off+int64(n) > total {
-			return false
-		}
-		copyAt(hdr[:n], head, off)
-		return true
-	}
-	off := int64(0)
-	for i := 0; ; i++ {
-		if !at(off, 8) {
-			return notMP4
-		}
-		size := int64(binary.BigEndian.Uint32(hdr[:4]))
-		typ := string(hdr[4:8])
-		if i == 0 && typ != "ftyp" && typ != "moov" && typ != "mdat" && typ != "free" && typ != "wide" && typ != "skip" {
-			return notMP4
-		}
-		switch typ {
-		case "moov":
-			return mp4MoovHead
-		case "mdat":
-			return mp4MoovTail
-		}
-		switch size {
-		case 0: // box runs to the end of the file
-			return notMP4
-		case 1:
-			if !at(off, 16) {
-				return notMP4
-			}
-			size = int64(binary.BigEndian.Uint64(hdr[8:16]))
-		}
-		if size < 8 {
-			return notMP4
-		}
-		off += size
-	}
-}
-
-func copyAt(dst []byte, head [][]byte, off int64) {
-	for _, c := range head {
-		if off >= int64(len(c)) {
-			off -= int64(len(c))
-			continue
-		}
-		n := copy(dst, c[off:])
-		dst = dst[n:]
-		off = 0
-		if len(dst) == 0 {
-			return
-		}
-	}
-}
-
-// spool writes the head and the rest of r to a file in dir, through one ring buffer at a time,
-// and returns its path. The caller removes it.
-func spool(ctx context.Context, dir, name string, head []*bufpool.Buffer, r io.Reader, acq pipeline.Acquirer, limit int64) (string, error) {
-	f, err := os.CreateTemp(dir, name)
-	if err != nil {
-		return "", fmt.Errorf("spool: %w", err)
-	}
-	path := f.Name()
-	fail := func(err error) (string, error) {
-		_ = f.Close()
-		_ = os.Remove(path)
-		return "", err
-	}
-	var n int64
-	for _, b := range head {
-		if _, err := f.Write(b.Bytes()); err != nil {
-			return fail(fmt.Errorf("spool: %w", err))
-		}
-		n += int64(b.Len())
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return fail(err)
-		}
-		b, err := acq.Acquire(ctx)
-		if err != nil {
-			return fail(err)
-		}
-		m, rerr := r.Read(b.Space())
-		if m > 0 {
-			n += int64(m)
-			if n > limit {
-				acq.Release(b)
-				return fail(&job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("input must be spooled and is larger than the %d MiB spool limit", limit>>20), Err: ErrInputTooLarge})
-			}
-			_, werr := f.Write(b.Space()[:m])
-			if werr != nil {
-				acq.Release(b)
-				return fail(fmt.Errorf("spool: %w", werr))
-			}
-		}
-		acq.Release(b)
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return fail(fmt.Errorf("read input: %w", rerr))
-		}
-	}
-	if err := f.Close(); err != nil {
-		_ = os.Remove(path)
-		return "", fmt.Errorf("spool: %w", err)
-	}
-	return path, nil
 }

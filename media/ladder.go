@@ -1,4 +1,4 @@
-package worker
+package media
 
 import (
 	"bytes"
@@ -46,6 +46,7 @@ type ladderSink struct {
 	out    *atomic.Int64
 	// written is every object published so far (segments from the moment they are created).
 	written published
+	done    bool // the master playlist is out: the output exists
 }
 
 // rendition is one stream of a ladder and the segment.Handler of its Segmenter.
@@ -95,7 +96,7 @@ func (r *rendition) stopCommitter() error {
 	return nil
 }
 
-func newLadderSink(ctx context.Context, store objStore, prefix string, po job.PlannedOutput, out *atomic.Int64) (*ladderSink, error) {
+func newLadderSink(ctx context.Context, store objStore, prefix string, po job.PlannedOutput, out *atomic.Int64, first func()) (*ladderSink, error) {
 	l := &ladderSink{ctx: ctx, store: store, prefix: prefix, kind: po.Resolved.Container, target: po.Resolved.Segment, out: out}
 	for _, r := range po.Renditions {
 		rd := &rendition{l: l, name: r.Name}
@@ -110,7 +111,16 @@ func newLadderSink(ctx context.Context, store objStore, prefix string, po job.Pl
 	for _, rd := range l.rends {
 		go rd.committer() // stopped by Close (success) or abort (failure)
 	}
+	l.rends[0].first = first
 	return l, nil
+}
+
+func (l *ladderSink) writers() []io.Writer {
+	ws := make([]io.Writer, len(l.rends))
+	for i, r := range l.rends {
+		ws[i] = r
+	}
+	return ws
 }
 
 func (r *rendition) url(name string) (string, error) {
@@ -203,7 +213,8 @@ func (c countingWriter) Write(p []byte) (int, error) {
 // verify checks the ladder before its playlists go out: every rendition has media as long as
 // the input, and the video renditions' segments start at the same instants (players switch
 // renditions at segment boundaries; misaligned ones stall or glitch).
-func (l *ladderSink) verify(input time.Duration, stderr string) error {
+func (l *ladderSink) verify(_ context.Context, c *check) error {
+	input, stderr := c.input, c.stderr
 	var ref []segment.Segment
 	var refName string
 	for _, r := range l.rends {
@@ -242,7 +253,17 @@ func (l *ladderSink) verify(input time.Duration, stderr string) error {
 
 // publish writes the playlists: every media playlist, then the master one (or the MPD), which
 // is the output's commit point. It returns the output's result.
-func (l *ladderSink) publish() (job.OutputResult, error) {
+func (l *ladderSink) publish(_ context.Context) (job.OutputResult, error) {
+	res, err := l.writePlaylists()
+	if err != nil {
+		return res, fmt.Errorf("publish %s: %w", l.kind, err)
+	}
+	res.Kind = l.kind
+	l.done = true
+	return res, nil
+}
+
+func (l *ladderSink) writePlaylists() (job.OutputResult, error) {
 	var (
 		res      job.OutputResult
 		variants []segment.Variant
@@ -349,6 +370,9 @@ func frameRate(r *rendition) float64 {
 
 // abort takes back every object this attempt published; the current segments are discarded.
 func (l *ladderSink) abort() {
+	if l.done {
+		return
+	}
 	for _, r := range l.rends {
 		_ = r.stopCommitter()
 		if r.cur != nil {
@@ -357,4 +381,13 @@ func (l *ladderSink) abort() {
 		}
 	}
 	l.written.takeBack(l.ctx, l.store)
+}
+
+// unpublish takes back the whole published ladder, master playlist first.
+func (l *ladderSink) unpublish(ctx context.Context) []string {
+	if !l.done {
+		return nil
+	}
+	l.done = false
+	return l.written.takeBack(ctx, l.store)
 }

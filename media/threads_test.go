@@ -1,4 +1,4 @@
-package worker
+package media
 
 import (
 	"runtime"
@@ -7,7 +7,7 @@ import (
 	"github.com/transcoder/transcoder/ffmpeg"
 )
 
-func TestThreadsPerEncoder(t *testing.T) {
+func TestThreads(t *testing.T) {
 	runner, err := ffmpeg.New(ffmpeg.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -34,8 +34,8 @@ func TestThreadsPerEncoder(t *testing.T) {
 		{"never below one", 4 * cpus, runner, []ffmpeg.Output{video}, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			w := &Worker{cfg: Config{Slots: tt.slots, FFmpeg: tt.runner}}
-			if got := w.threadsPerEncoder(ffmpeg.Spec{Outputs: tt.outs}); got != tt.want {
+			e := &Engine{cfg: Config{Slots: tt.slots, FFmpeg: tt.runner}}
+			if got := e.threads(ffmpeg.Spec{Outputs: tt.outs}); got != tt.want {
 				t.Errorf("threads = %d, want %d (GOMAXPROCS %d)", got, tt.want, cpus)
 			}
 		})

@@ -111,7 +111,7 @@ func (s *Store) statFile(loc location) (Info, error) {
 	if err != nil {
 		return Info{}, newErr("stat", loc.raw, osKind(err), "", err)
 	}
-	return Info{Size: st.Size()}, nil
+	return Info{Size: st.Size(), Dir: st.IsDir()}, nil
 }
 
 // deleteFile removes the directory entry (a symlink itself, not its target).

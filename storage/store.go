@@ -424,6 +424,7 @@ func (s *Store) Create(ctx context.Context, rawURL string, o CreateOptions) (Wri
 // Info describes a stored object.
 type Info struct {
 	Size int64 // -1 when unknown
+	Dir  bool  // a local directory: nothing can be written under its name
 }
 
 // Stat returns what the store knows about rawURL; ErrNotFound when it is absent.

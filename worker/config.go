@@ -12,6 +12,7 @@ import (
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/media"
 	"github.com/transcoder/transcoder/storage"
 )
 
@@ -95,6 +96,9 @@ type Config struct {
 type Hooks struct {
 	// FirstOutputByte is called when the first byte of a job's first output reaches its sink.
 	FirstOutputByte func(jobID string)
+	// FFmpegStarted is called once a job's ffmpeg runs, with its argv (without the program
+	// name) and pid.
+	FFmpegStarted func(jobID string, argv []string, pid int)
 	// AfterState is called when a job has succeeded and its state is written, before its
 	// succeeded event; BeforeAck after the event, before the ack. (Tests crash workers there.)
 	AfterState func(jobID string)
@@ -168,11 +172,17 @@ func (c *Config) setDefaults() {
 }
 
 // JobBuffers is the reservation one job takes from the ring before it is pulled: the most
-// buffers its pipeline can hold at once. The source holds one (the head, or one in hand) plus
-// the input channel; the stdin writer holds one; each output holds one in its reader, its
-// channel, and one in its sink.
-func (c *Config) JobBuffers() int {
-	return 1 + c.ChanDepth + 1 + c.MaxOutputs*(c.ChanDepth+2)
+// buffers its pipeline can hold at once (media.Config.Buffers).
+func (c *Config) JobBuffers() int { return c.mediaConfig().Buffers() }
+
+// mediaConfig is the configuration of the worker's media core: one definition for the jobs
+// it runs and for Explain.
+func (c *Config) mediaConfig() media.Config {
+	return media.Config{
+		FFmpeg: c.FFmpeg, Storage: c.Storage, Presets: c.Presets, Limits: c.Limits,
+		SpoolDir: c.SpoolDir, SpoolLimit: c.SpoolLimit, ProbeBytes: c.ProbeBytes,
+		ChanDepth: c.ChanDepth, MaxOutputs: c.MaxOutputs, Slots: c.Slots,
+	}
 }
 
 // sanitizeID keeps the characters a worker id may have.

@@ -92,6 +92,11 @@ func decide(class job.Class, attempt, maxDeliver int, backoff []time.Duration, s
 	}
 }
 
+// counted is this delivery's number among those that count against the delivery limit:
+// deliveries handed on for want of an encoder or handed back at a shutdown are not the job's
+// attempts. A delivery whose worker was killed counts, so a crash loop reaches the limit.
+func (r *run) counted() int { return r.attempt - r.passed - r.stopped }
+
 func retryNote(attempt, maxDeliver int) string {
 	return fmt.Sprintf(" (attempt %d of %d)", attempt, maxDeliver)
 }

@@ -50,7 +50,7 @@ func (w *Worker) deadLetter(ctx context.Context, r *run, fail *job.Failure) {
 	} else {
 		dl.Payload = string(data)
 	}
-	if p := r.probe.Load(); p != nil {
+	if p := r.task.Meter.Probe(); p != nil {
 		dl.Probe, _ = json.Marshal(p)
 	}
 	w.retry(ctx, r, "dead letter", func(ctx context.Context) error { return publishJSON(ctx, w.js, DLQSubject(r.id), dl) })

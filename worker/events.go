@@ -14,6 +14,7 @@ import (
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/media"
 )
 
 const (
@@ -49,10 +50,12 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 	}
 	class, reason := classify(err)
 	shutdown := errors.Is(err, ErrShutdown)
-	act, delay := decide(class, r.attempt, w.cfg.MaxDeliver, w.cfg.Backoff, shutdown)
+	act, delay := decide(class, r.counted(), w.cfg.MaxDeliver, w.cfg.Backoff, shutdown)
 	fail := &job.Failure{Class: class, Reason: reason}
-	if t := r.stderr.Load(); t != nil {
-		fail.StderrTail = *t
+	fail.StderrTail = r.task.Meter.StderrTail()
+	var rb *media.RolledBackError
+	if errors.As(err, &rb) {
+		fail.Removed = rb.Removed
 	}
 	if a := r.argv.Load(); a != nil {
 		fail.Argv = ffmpeg.Quote(*a)
@@ -60,6 +63,11 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 	switch act {
 	case actNak:
 		w.metrics.settled(r, "retried", class)
+		if shutdown {
+			// The worker's own stop, not the job's fault: recorded before the nak, so the next
+			// delivery does not count this one.
+			r.stopped++
+		}
 		w.setStatusDurably(ctx, r, job.StateQueued, nil, fail)
 		w.emitDurably(ctx, r, job.Event{Type: job.EventRetrying, Error: fail, RetryIn: job.Duration(delay)})
 		if nerr := r.msg.NakWithDelay(delay); nerr != nil {
@@ -72,7 +80,7 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 			typ, state = job.EventCanceled, job.StateCanceled
 		}
 		if class == job.ClassTransient || class == job.ClassInternal {
-			fail.Reason += retryNote(r.attempt, w.cfg.MaxDeliver) + ": giving up"
+			fail.Reason += retryNote(r.counted(), w.cfg.MaxDeliver) + ": giving up"
 		}
 		w.metrics.settled(r, string(typ), class)
 		w.setStatusDurably(ctx, r, state, nil, fail)
@@ -192,7 +200,7 @@ func (w *Worker) setStatus(ctx context.Context, r *run, state job.State, p *job.
 }
 
 func (w *Worker) statusOf(r *run, state job.State, p *job.Progress, outs []job.OutputResult, fail ...*job.Failure) job.Status {
-	st := job.Status{ID: r.id, State: state, Attempt: r.attempt, WorkerID: w.cfg.ID, Updated: time.Now().UTC(), Progress: p, Outputs: outs, Passed: r.passed}
+	st := job.Status{ID: r.id, State: state, Attempt: r.attempt, WorkerID: w.cfg.ID, Updated: time.Now().UTC(), Progress: p, Outputs: outs, Passed: r.passed, Stopped: r.stopped}
 	if r.job != nil {
 		st.Input = r.job.Input
 	}

@@ -63,8 +63,8 @@ func newMetrics(w *Worker) *metrics {
 func (m *metrics) settled(r *run, outcome string, class job.Class) {
 	m.jobs.WithLabelValues(outcome, string(class)).Inc()
 	m.duration.WithLabelValues(outcome).Observe(time.Since(r.started).Seconds())
-	m.bytesIn.Add(float64(r.bytesIn.Load()))
-	m.bytesOut.Add(float64(r.bytesOut.Load()))
+	m.bytesIn.Add(float64(r.task.Meter.BytesIn.Load()))
+	m.bytesOut.Add(float64(r.task.Meter.BytesOut.Load()))
 }
 
 // Handler serves /metrics (Prometheus), /healthz (the process answers), /readyz (started,

@@ -5,15 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,7 +16,7 @@ import (
 	"github.com/transcoder/transcoder/bufpool"
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
-	"github.com/transcoder/transcoder/pipeline"
+	"github.com/transcoder/transcoder/media"
 )
 
 // run is one attempt of one job on this worker.
@@ -37,20 +32,14 @@ type run struct {
 	// known.
 	deadline *time.Timer
 
-	duration  atomic.Int64 // of the input in ns, from the probe; 0 while unknown
-	probe     atomic.Pointer[ffmpeg.ProbeResult]
-	bytesIn   atomic.Int64
-	bytesOut  atomic.Int64
-	outTimeUS atomic.Int64
-	fps       atomic.Uint64 // math.Float64bits
-	speed     atomic.Uint64
-	waiting   atomic.Int32 // stages blocked on the ring
+	// task is the job's media work; its Meter is what the heartbeat and progress read.
+	task      media.Task
 	pid       atomic.Int64
 	phases    []slog.Attr // owned by the job's goroutine
 	lastPhase time.Time
 	argv      atomic.Pointer[[]string]
-	stderr    atomic.Pointer[string]
 	passed    int          // deliveries handed on for want of an encoder; carried in the state
+	stopped   int          // deliveries handed back at a shutdown; carried in the state
 	log       *slog.Logger // the worker's, with the job id and attempt on every line
 }
 
@@ -62,9 +51,8 @@ func (r *run) logger(w *Worker) *slog.Logger {
 	return w.log.With("job", r.id, "attempt", r.attempt)
 }
 
-func (r *run) setProbe(p *ffmpeg.ProbeResult) {
-	r.probe.Store(p)
-	r.duration.Store(int64(p.Duration))
+// Probed moves the deadline once the input's length is known (media.Observer).
+func (r *run) Probed(p *ffmpeg.ProbeResult) {
 	if r.job.Timeout == 0 && p.Duration > 0 && r.deadline != nil {
 		r.deadline.Reset(max(0, r.w.timeout(r.job, p.Duration)-time.Since(r.started)))
 	}
@@ -82,8 +70,9 @@ func (w *Worker) timeout(j *job.Job, media time.Duration) time.Duration {
 	return w.cfg.TimeoutCap
 }
 
-// phase records how long the step that just ended took, for the job's log line.
-func (r *run) phase(name string) {
+// Phase records how long the step that just ended took, for the job's log line
+// (media.Observer).
+func (r *run) Phase(name string) {
 	now := time.Now()
 	if r.lastPhase.IsZero() {
 		r.lastPhase = r.started
@@ -93,38 +82,24 @@ func (r *run) phase(name string) {
 }
 
 // advance is a number that grows whenever the job makes progress of any kind.
-func (r *run) advance() int64 { return r.bytesIn.Load() + r.bytesOut.Load() + r.outTimeUS.Load() }
+func (r *run) advance() int64 { return r.task.Meter.Advance() }
 
 func (r *run) progress() *job.Progress {
+	m := &r.task.Meter
 	p := &job.Progress{
-		OutTime:   float64(r.outTimeUS.Load()) / 1e6,
-		FPS:       math.Float64frombits(r.fps.Load()),
-		Speed:     math.Float64frombits(r.speed.Load()),
-		BytesIn:   r.bytesIn.Load(),
-		BytesOut:  r.bytesOut.Load(),
-		Throttled: r.waiting.Load() > 0,
+		OutTime:   float64(m.OutTimeUS.Load()) / 1e6,
+		FPS:       m.FPS(),
+		Speed:     m.Speed(),
+		BytesIn:   m.BytesIn.Load(),
+		BytesOut:  m.BytesOut.Load(),
+		Throttled: m.Waiting.Load() > 0,
 	}
-	if d := time.Duration(r.duration.Load()); d > 0 {
+	if d := time.Duration(m.Duration.Load()); d > 0 {
 		p.Duration = d.Seconds()
 		p.Percent = math.Min(100, math.Round(1000*p.OutTime/p.Duration)/10)
 	}
 	return p
 }
-
-// watchAcquirer marks the run throttled while a stage waits on the ring.
-type watchAcquirer struct {
-	res *bufpool.Reservation
-	r   *run
-}
-
-func (a watchAcquirer) Acquire(ctx context.Context) (*bufpool.Buffer, error) {
-	a.r.waiting.Add(1)
-	b, err := a.res.Acquire(ctx)
-	a.r.waiting.Add(-1)
-	return b, err
-}
-
-func (a watchAcquirer) Release(b *bufpool.Buffer) { a.res.Release(b) }
 
 // process runs one delivery of a job and settles it with NATS.
 func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
@@ -168,13 +143,11 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 		return
 	}
 	st, _ := w.status(ctx, r.id)
-	passed := 0
 	if st != nil {
-		passed = st.Passed
+		r.passed, r.stopped = st.Passed, st.Stopped
 	}
-	r.passed = passed
-	if r.attempt-passed > w.cfg.MaxDeliver {
-		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("delivery limit reached: %d deliveries, the last ones did not finish (worker killed?)", r.attempt-1-passed)})
+	if r.counted() > w.cfg.MaxDeliver {
+		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("delivery limit reached: %d deliveries, the last ones did not finish (worker killed?)", r.counted()-1)})
 		return
 	}
 	switch {
@@ -238,7 +211,7 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 		defer close(watchDone)
 		w.watch(ctx, r, watchStop)
 	}()
-	outs, err := w.transcode(ctx, r, res)
+	outs, err := w.execute(ctx, r, res)
 	close(watchStop)
 	<-watchDone
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
@@ -335,514 +308,10 @@ func (w *Worker) reportProgress(ctx context.Context, r *run, stop <-chan struct{
 			if a := r.advance(); a != lastSent {
 				lastSent = a
 				p := r.progress()
+				w.metrics.speed.Set(p.Speed)
 				w.emit(ctx, r, job.Event{Type: job.EventProgress, Progress: p})
 				w.setStatus(ctx, r, job.StateRunning, p, nil)
 			}
 		}
 	}
-}
-
-// transcode runs the job's media path: input -> (probe) -> (spool) -> ffmpeg -> outputs, all
-// through the job's reservation of the ring.
-func (w *Worker) transcode(ctx context.Context, r *run, res *bufpool.Reservation) ([]job.OutputResult, error) {
-	acq := watchAcquirer{res: res, r: r}
-	f, err := w.cfg.Storage.Open(ctx, r.job.Input)
-	if err != nil {
-		return nil, fmt.Errorf("open input: %w", err)
-	}
-	defer func() { _ = f.Close() }()
-	src := countingReader{r: f, n: &r.bytesIn}
-
-	// The head tells an mp4 whose index follows its media, which cannot stream. A plan that
-	// depends on the input (a ladder's rungs) probes the head first: one buffer, which is
-	// enough for nearly every input and quick to probe; then, if ffprobe needs more, as much
-	// as the input side of the pipeline may hold (so the head never holds buffers the outputs
-	// need); then the whole input, spooled.
-	needProbe := r.job.NeedsProbe(w.cfg.Presets)
-	head, eof, err := readHead(ctx, src, acq, 1)
-	if err != nil {
-		releaseAll(acq, head)
-		return nil, err
-	}
-	in := ffmpeg.Input{}
-	var probe *ffmpeg.ProbeResult
-	spoolInput := scanMP4(chunks(head)) == mp4MoovTail
-	if !spoolInput && needProbe {
-		probe, err = w.cfg.FFmpeg.ProbeChunks(ctx, chunks(head))
-		if maxHead := min(w.cfg.ChanDepth+1, max(1, w.cfg.ProbeBytes/bufSize)); err != nil && !eof && maxHead > len(head) {
-			more, moreEOF, rerr := readHead(ctx, src, acq, maxHead-len(head))
-			head, eof = append(head, more...), moreEOF
-			if rerr != nil {
-				releaseAll(acq, head)
-				return nil, rerr
-			}
-			probe, err = w.cfg.FFmpeg.ProbeChunks(ctx, chunks(head))
-		}
-		if err != nil && eof {
-			releaseAll(acq, head)
-			return nil, err
-		}
-		// The head was not enough to describe the input (an mp4 whose index is larger than
-		// the head, say): spool it and probe the file.
-		spoolInput = err != nil
-		r.phase("probe")
-	}
-	if spoolInput {
-		path, err := spool(ctx, w.cfg.SpoolDir, "transcoder-spool-"+r.id+"-*", head, src, acq, w.cfg.SpoolLimit)
-		releaseAll(acq, head)
-		head = nil
-		if err != nil {
-			return nil, err
-		}
-		defer func() { _ = os.Remove(path) }()
-		if probe, err = w.cfg.FFmpeg.ProbeFile(ctx, path); err != nil {
-			return nil, err
-		}
-		in.Path = path
-		r.phase("spool")
-	}
-	if probe != nil {
-		if err := r.job.CheckMedia(w.cfg.Presets, probe, w.cfg.Limits); err != nil {
-			releaseAll(acq, head)
-			return nil, err
-		}
-		r.setProbe(probe)
-	}
-	mp, err := r.job.PlanMedia(w.cfg.Presets, in, w.cfg.Limits, probe)
-	if err != nil {
-		releaseAll(acq, head)
-		return nil, err
-	}
-	spec := mp.Spec
-	spec.Threads = w.threadsPerEncoder(spec)
-	depth, err := w.outputDepth(len(spec.Outputs))
-	if err != nil {
-		releaseAll(acq, head)
-		return nil, err
-	}
-
-	// One writer per ffmpeg output: a file sink, or a ladder rendition.
-	writers := make([]io.Writer, len(spec.Outputs))
-	files := make([]*outSink, len(mp.Outputs))
-	ladders := make([]*ladderSink, len(mp.Outputs))
-	images := make([]*imageSink, len(mp.Outputs))
-	committed := false
-	defer func() {
-		if committed {
-			return
-		}
-		for _, s := range files {
-			if s != nil {
-				s.Abort()
-			}
-		}
-		for _, l := range ladders {
-			if l != nil {
-				l.abort()
-			}
-		}
-		for _, im := range images {
-			if im != nil {
-				im.abort()
-			}
-		}
-	}()
-	var first func()
-	if w.cfg.Hooks.FirstOutputByte != nil {
-		first = func() { w.cfg.Hooks.FirstOutputByte(r.id) }
-	}
-	for i, po := range mp.Outputs {
-		url := po.Resolved.Location.String()
-		if po.Resolved.Thumbnails != nil {
-			s := newImageSink(ctx, storeAdapter{st: w.cfg.Storage, jobID: r.id, attempt: r.attempt}, url, spec.Outputs[po.Spec[0]].Images, &r.bytesOut)
-			if i == 0 {
-				s.first = first
-			}
-			images[i] = s
-			writers[po.Spec[0]] = s
-			continue
-		}
-		if job.IsLadder(po.Resolved.Container) {
-			l, err := newLadderSink(ctx, storeAdapter{st: w.cfg.Storage, jobID: r.id, attempt: r.attempt}, url, po, &r.bytesOut)
-			if err != nil {
-				releaseAll(acq, head)
-				return nil, err
-			}
-			for k, si := range po.Spec {
-				writers[si] = l.rends[k]
-			}
-			if i == 0 {
-				l.rends[0].first = first
-			}
-			ladders[i] = l
-			continue
-		}
-		s, err := newOutSink(ctx, w.cfg.Storage, url, w.cfg.SpoolDir, r.id, r.attempt, &r.bytesOut)
-		if err != nil {
-			releaseAll(acq, head)
-			return nil, err
-		}
-		if i == 0 {
-			s.first = first
-		}
-		files[i] = s
-		writers[po.Spec[0]] = s
-		if po.Resolved.Faststart {
-			// ffmpeg writes the file itself (it seeks back to put the index in front); it is
-			// copied to the sink through the ring once complete.
-			path := filepath.Join(w.cfg.SpoolDir, fmt.Sprintf("transcoder-faststart-%s-%d-%d.%s", r.id, r.attempt, i, po.Resolved.Container))
-			spec.Outputs[po.Spec[0]].Path = path
-			defer func() { _ = os.Remove(path) }()
-			writers[po.Spec[0]] = io.Discard // its pipe stays empty
-		}
-	}
-
-	proc, err := w.cfg.FFmpeg.Start(ctx, spec)
-	if err != nil {
-		releaseAll(acq, head)
-		return nil, fmt.Errorf("start ffmpeg: %w", err)
-	}
-	argv := proc.Args()
-	r.argv.Store(&argv)
-	r.pid.Store(int64(proc.Pid()))
-	defer r.pid.Store(0)
-
-	var prober *ffmpeg.Probe
-	if probe == nil {
-		// The probe reads the same bytes as ffmpeg, beside it: it costs no time to first byte.
-		if prober, err = w.cfg.FFmpeg.StartProbe(ctx); err != nil {
-			releaseAll(acq, head)
-			proc.Stop()
-			_ = proc.Wait()
-			_ = proc.Close()
-			return nil, fmt.Errorf("start ffprobe: %w", err)
-		}
-	}
-
-	var procErr error
-	p := pipeline.New(ctx, acq)
-	if in.Path == "" {
-		inCh := p.Chan(w.cfg.ChanDepth)
-		p.Go("source", func(ctx context.Context) error {
-			for i, b := range head {
-				select {
-				case inCh <- b:
-				case <-ctx.Done():
-					releaseAll(acq, head[i:])
-					close(inCh)
-					return ctx.Err()
-				}
-			}
-			_, err := pipeline.ReadFrom(ctx, src, acq, inCh)
-			return err
-		})
-		p.Go("ffmpeg-stdin", func(ctx context.Context) error {
-			stdin := proc.Stdin()
-			tee := &probeTee{dst: stdin, left: int64(w.cfg.ProbeBytes)}
-			if prober != nil {
-				tee.probe = prober.Stdin()
-			}
-			_, err := pipeline.WriteTo(ctx, inCh, tee, acq)
-			tee.closeProbe()
-			_ = stdin.Close()
-			if errors.Is(err, syscall.EPIPE) {
-				// ffmpeg stopped reading: it has what it needs, or it failed and says why.
-				drain(ctx, inCh, acq)
-				return nil
-			}
-			return err
-		})
-	}
-	for i, wr := range writers {
-		ch := p.Chan(depth)
-		out := proc.Output(i)
-		p.Go(fmt.Sprintf("ffmpeg-output-%d", i), func(ctx context.Context) error {
-			_, err := pipeline.ReadFrom(ctx, out, acq, ch)
-			_ = out.Close()
-			return err
-		})
-		p.Go(fmt.Sprintf("sink-%d", i), func(ctx context.Context) error {
-			if _, err := pipeline.WriteTo(ctx, ch, wr, acq); err != nil {
-				return err
-			}
-			if c, ok := wr.(io.Closer); ok {
-				// The stream ended: a ladder's last segment goes out now; an image stream
-				// must not end inside an image.
-				return c.Close()
-			}
-			return nil
-		})
-	}
-	if prober != nil {
-		p.Go("probe", func(ctx context.Context) error {
-			select {
-			case <-prober.Done():
-			case <-ctx.Done():
-			}
-			pr, err := prober.Wait()
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return err
-			}
-			if err := r.job.CheckMedia(w.cfg.Presets, pr, w.cfg.Limits); err != nil {
-				return err
-			}
-			r.setProbe(pr)
-			return nil
-		})
-	}
-	p.Go("progress", func(ctx context.Context) error {
-		for pr := range proc.Progress() {
-			r.outTimeUS.Store(pr.OutTime.Microseconds())
-			r.fps.Store(math.Float64bits(pr.FPS))
-			r.speed.Store(math.Float64bits(pr.Speed))
-			w.metrics.speed.Set(pr.Speed)
-		}
-		return nil
-	})
-	p.Go("ffmpeg", func(ctx context.Context) error {
-		stop := context.AfterFunc(ctx, proc.Stop)
-		defer stop()
-		procErr = proc.Wait()
-		return procErr
-	})
-	err = p.Wait()
-	r.phase("transcode")
-	_ = proc.Close() // the stages closed what they used; this catches the rest
-	tail := proc.StderrTail()
-	r.stderr.Store(&tail)
-	if err != nil {
-		// ffmpeg's own verdict explains more than the broken pipe it caused.
-		if procErr != nil && !errors.Is(procErr, ffmpeg.ErrStopped) {
-			return nil, procErr
-		}
-		return nil, err
-	}
-	// Spooled (faststart) outputs go to their sinks now, through the ring.
-	for i, s := range files {
-		if s == nil || !mp.Outputs[i].Resolved.Faststart {
-			continue
-		}
-		if err := copySpool(ctx, spec.Outputs[po0(mp, i)].Path, s, acq); err != nil {
-			return nil, err
-		}
-	}
-	r.phase("publish-spooled")
-	// Flush and verify every file output at once: ffprobe reads the page cache while fsync
-	// writes it. Ladders were verified segment by segment; their checks are on the numbers.
-	results := make([]job.OutputResult, len(mp.Outputs))
-	errs := make([]error, 2*len(mp.Outputs))
-	var wg sync.WaitGroup
-	for i, s := range files {
-		switch {
-		case images[i] != nil:
-			errs[2*i] = images[i].verify()
-			continue
-		case ladders[i] != nil:
-			errs[2*i] = ladders[i].verify(time.Duration(r.duration.Load()), tail)
-			continue
-		}
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			if err := s.Sync(); err != nil {
-				errs[2*i] = fmt.Errorf("output: %w", err)
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			results[i], errs[2*i+1] = w.verify(ctx, r, spec.Outputs[po0(mp, i)], s, tail)
-		}()
-	}
-	wg.Wait()
-	r.phase("verify")
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	for i, s := range files {
-		if images[i] != nil {
-			if results[i], err = images[i].publish(time.Duration(r.duration.Load())); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if s == nil {
-			res, err := ladders[i].publish()
-			if err != nil {
-				return nil, fmt.Errorf("publish %s: %w", mp.Outputs[i].Resolved.Container, err)
-			}
-			res.Kind = mp.Outputs[i].Resolved.Container
-			results[i] = res
-			continue
-		}
-		if err := s.Commit(ctx); err != nil {
-			return nil, err
-		}
-		files[i] = nil // committed: nothing to abort
-		results[i].URL = mp.Outputs[i].Resolved.Location.String()
-	}
-	committed = true
-	r.phase("commit")
-	return results, nil
-}
-
-// threadsPerEncoder shares the machine's cores among the jobs that may run at once and the
-// encoders of this job, so that a full worker does not oversubscribe its cores (each x264 would
-// otherwise start 1.5 threads per core). 0 (ffmpeg's own choice) when the worker runs one job
-// at a time, or when the ffmpeg configuration sets threads.
-func (w *Worker) threadsPerEncoder(spec ffmpeg.Spec) int {
-	if w.cfg.Slots <= 1 || w.cfg.FFmpeg.Config().Threads > 0 {
-		return 0
-	}
-	enc := 0
-	for _, o := range spec.Outputs {
-		if o.Video != nil && o.Video.Codec != "copy" {
-			enc++
-		}
-	}
-	perJob := max(1, runtime.GOMAXPROCS(0)/w.cfg.Slots)
-	return max(1, perJob/max(1, enc))
-}
-
-// copySpool streams a spool file into a sink, one ring buffer at a time.
-func copySpool(ctx context.Context, path string, dst io.Writer, acq pipeline.Acquirer) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("spooled output: %w", err)
-	}
-	defer func() { _ = f.Close() }()
-	for {
-		b, err := acq.Acquire(ctx)
-		if err != nil {
-			return err
-		}
-		n, rerr := f.Read(b.Space())
-		if n > 0 {
-			if _, err := dst.Write(b.Space()[:n]); err != nil {
-				acq.Release(b)
-				return fmt.Errorf("output: %w", err)
-			}
-		}
-		acq.Release(b)
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return fmt.Errorf("spooled output: %w", rerr)
-		}
-	}
-}
-
-// po0 is the ffmpeg output of single-file job output i.
-func po0(mp *job.MediaPlan, i int) int { return mp.Outputs[i].Spec[0] }
-
-// outputDepth is the capacity of each output channel for a job with n ffmpeg outputs: ChanDepth
-// when the reservation has room for it, shallower when there are more outputs than MaxOutputs.
-// A job that does not fit even with one buffer per channel is refused.
-func (w *Worker) outputDepth(n int) (int, error) {
-	reserved := w.cfg.JobBuffers()
-	input := 2 + w.cfg.ChanDepth // source and stdin stages in hand, and their channel
-	depth := min(w.cfg.ChanDepth, (reserved-input)/n-2)
-	if depth < 1 {
-		return 0, &job.Error{Class: job.ClassInvalidJob, Reason: fmt.Sprintf("the job makes %d ffmpeg outputs; this worker's ring holds at most %d per job (raise max_outputs)", n, (reserved-input)/3)}
-	}
-	return depth, nil
-}
-
-// probeTee writes to ffmpeg's stdin and, until the probe has read enough or left, to ffprobe's.
-type probeTee struct {
-	dst   *os.File
-	probe *os.File // nil once closed
-	left  int64
-}
-
-func (t *probeTee) Write(p []byte) (int, error) {
-	n, err := t.dst.Write(p)
-	if t.probe != nil {
-		m := min(int64(n), t.left)
-		if _, perr := t.probe.Write(p[:m]); perr != nil || m == t.left {
-			t.closeProbe() // ffprobe has what it needs (EPIPE), or the limit is reached
-		} else {
-			t.left -= m
-		}
-	}
-	return n, err
-}
-
-func (t *probeTee) closeProbe() {
-	if t.probe != nil {
-		_ = t.probe.Close()
-		t.probe = nil
-	}
-}
-
-func drain(ctx context.Context, in <-chan *bufpool.Buffer, acq pipeline.Acquirer) {
-	for {
-		select {
-		case b, ok := <-in:
-			if !ok {
-				return
-			}
-			acq.Release(b)
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// verify probes an output before it is committed: the streams asked for are there and it is as
-// long as the input. ffmpeg exits 0 on a truncated input, so a short output is how a truncated
-// input shows.
-func (w *Worker) verify(ctx context.Context, r *run, want ffmpeg.Output, s *outSink, stderr string) (job.OutputResult, error) {
-	res := job.OutputResult{Size: s.n, SHA256: s.Sum()}
-	pr, err := w.cfg.FFmpeg.ProbeFile(ctx, s.local)
-	if err != nil {
-		if ffmpeg.TruncatedInput(stderr) {
-			return res, &job.Error{Class: job.ClassInvalidInput, Reason: "input is truncated: no output could be made", Err: err}
-		}
-		return res, fmt.Errorf("verify output: %w", err)
-	}
-	if pr.Duration == 0 {
-		// webm/mkv from a pipe carry no duration: measure the packets.
-		if pr.Duration, err = w.cfg.FFmpeg.MeasureDuration(ctx, s.local); err != nil {
-			return res, fmt.Errorf("verify output: %w", err)
-		}
-	}
-	res.Duration = math.Round(pr.Duration.Seconds()*1000) / 1000
-	// A stream is owed only if the output asks for it and the input has it.
-	var inVideo, inAudio bool
-	if in := r.probe.Load(); in != nil {
-		_, inVideo = in.Video()
-		_, inAudio = in.Audio()
-	}
-	if v, ok := pr.Video(); ok {
-		res.Width, res.Height = v.Width, v.Height
-	} else if want.Video != nil && inVideo {
-		return res, &job.Error{Class: job.ClassInternal, Reason: "output has no video stream"}
-	}
-	if _, ok := pr.Audio(); !ok && want.Audio != nil && inAudio {
-		return res, &job.Error{Class: job.ClassInternal, Reason: "output has no audio stream"}
-	}
-	// An output cut by -fs or -t: the input asked for more than the limits allow.
-	lim := w.cfg.Limits
-	if s.n >= lim.MaxOutputBytes {
-		return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("output limit reached: %d bytes (max_output_bytes)", s.n)}
-	}
-	if pr.Duration >= lim.MaxDuration-time.Second {
-		return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("output limit reached: %s long (max_duration %s)", pr.Duration.Round(time.Second), lim.MaxDuration)}
-	}
-	if d := time.Duration(r.duration.Load()); d > 0 {
-		tol := max(time.Second, d/50)
-		if pr.Duration < d-tol {
-			if ffmpeg.TruncatedInput(stderr) {
-				return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("input is truncated: only %.1fs of %.1fs could be decoded", pr.Duration.Seconds(), d.Seconds())}
-			}
-			return res, &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("output is %.1fs long, input %.1fs", pr.Duration.Seconds(), d.Seconds())}
-		}
-	}
-	return res, nil
 }

@@ -6,6 +6,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,10 +19,9 @@ import (
 
 	"github.com/transcoder/transcoder/bufpool"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/media"
 	"github.com/transcoder/transcoder/storage"
 )
-
-const bufSize = bufpool.DefaultBufferSize
 
 // Worker runs jobs from the shared consumer. Start it, then Shutdown it.
 type Worker struct {
@@ -63,6 +63,7 @@ type Worker struct {
 	ownStorage    bool                     // Storage was made by New, so Shutdown closes it
 	caps          atomic.Pointer[[]string] // encoders offered, learned once
 	registry      jetstream.KeyValue       // nil with NoRegistry
+	media         *media.Engine            // runs each job's media work
 }
 
 // Errors that end a job for a reason of the worker's, not of ffmpeg's.
@@ -103,7 +104,15 @@ func New(cfg Config) (*Worker, error) {
 			return nil, fmt.Errorf("worker: storage: %w", err)
 		}
 	}
+	eng, err := media.New(cfg.mediaConfig())
+	if err != nil {
+		if ownStorage {
+			cfg.Storage.Close()
+		}
+		return nil, fmt.Errorf("worker: %w", err)
+	}
 	w := &Worker{
+		media:      eng,
 		ownStorage: ownStorage,
 		cfg:        cfg,
 		log:        cfg.Logger.With("worker", cfg.ID),
@@ -282,7 +291,7 @@ func (w *Worker) fetchLoop() {
 		}
 		if w.fetchCtx.Err() != nil {
 			// Pulled as we began to stop: give it straight back.
-			_ = msg.Nak()
+			w.handBack(msg)
 			res.Close()
 			<-w.slots
 			return
@@ -294,6 +303,70 @@ func (w *Worker) fetchLoop() {
 			w.process(msg, res)
 		}()
 	}
+}
+
+// handBack naks a job pulled just as the worker began to stop, having first recorded the
+// delivery as stopped (job.Status.Stopped): it was not the job's attempt.
+func (w *Worker) handBack(msg jetstream.Msg) {
+	defer func() { _ = msg.Nak() }()
+	meta, err := msg.Metadata()
+	if err != nil {
+		return
+	}
+	j, err := job.Decode(msg.Data())
+	if err != nil {
+		return // terminated as invalid when next delivered, before the limit is looked at
+	}
+	r := &run{id: jobID(j, msg, meta), attempt: int(meta.NumDelivered), msg: msg, w: w, job: j}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	created, err := w.recordStopped(ctx, r.id)
+	if err != nil {
+		r.logger(w).Warn("record the hand-back; the delivery counts", "err", err)
+		return
+	}
+	if created {
+		// The next delivery finds a state and would not announce the job: announce it now.
+		w.emit(ctx, r, job.Event{Type: job.EventQueued, Time: meta.Timestamp})
+	}
+}
+
+// recordStopped adds one to the job's Stopped count, creating its state if it has none. It
+// compares and swaps: a cancel request written meanwhile must not be lost.
+func (w *Worker) recordStopped(ctx context.Context, id string) (created bool, err error) {
+	for range 3 {
+		st := job.Status{ID: id, State: job.StateQueued}
+		var rev uint64
+		e, err := w.kv.Get(ctx, id)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return false, err
+		default:
+			if err := json.Unmarshal(e.Value(), &st); err != nil {
+				return false, err
+			}
+			rev = e.Revision()
+		}
+		st.Stopped++
+		st.Updated = time.Now().UTC()
+		b, err := json.Marshal(st)
+		if err != nil {
+			return false, err
+		}
+		if rev == 0 {
+			_, err = w.kv.Create(ctx, id, b)
+		} else {
+			_, err = w.kv.Update(ctx, id, b, rev)
+		}
+		if err == nil {
+			return rev == 0, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return false, err
+		}
+	}
+	return false, fmt.Errorf("worker: state of %s changed under every update", id)
 }
 
 // priorityIndex is the queue (0 high, 1 normal, 2 low) of a job subject.

@@ -27,7 +27,6 @@ import (
 	"github.com/transcoder/transcoder/internal/testenv"
 	"github.com/transcoder/transcoder/job"
 	"github.com/transcoder/transcoder/natsembed"
-	"github.com/transcoder/transcoder/storage"
 	"github.com/transcoder/transcoder/worker"
 )
 
@@ -555,9 +554,9 @@ func TestMoovAtEnd(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	spoolDir := t.TempDir()
-	e.startWorker("spool", func(c *worker.Config) { c.SpoolDir = spoolDir })
+	w := e.startWorker("spool", func(c *worker.Config) { c.SpoolDir = spoolDir })
 	in := testenv.MakeClip(t, testenv.Clip{Seconds: 4, MoovAtEnd: true})
-	ex, err := worker.Explain(context.Background(), e.runner, localStore(t), e.presets, &job.Job{Input: "file://" + in, Preset: "h264-480p", Outputs: []job.Output{{URL: "file:///tmp/x.mp4"}}}, job.Limits{})
+	ex, err := w.Explain(context.Background(), &job.Job{ID: "explain-spool", Input: "file://" + in, Preset: "h264-480p", Outputs: []job.Output{{URL: "file:///tmp/x.mp4"}}})
 	if err != nil || !ex.Spooled {
 		t.Fatalf("explain: spooled=%v err=%v; want spooled", ex != nil && ex.Spooled, err)
 	}
@@ -681,14 +680,4 @@ func TestMissingStreams(t *testing.T) {
 			t.Errorf("%s: streams %q, want %s", c.name, got, c.want)
 		}
 	}
-}
-
-// localStore is a storage for files only, closed with the test.
-func localStore(t testing.TB) *storage.Store {
-	st, err := storage.New(storage.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	return st
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/internal/testenv"
 	"github.com/transcoder/transcoder/job"
-	"github.com/transcoder/transcoder/worker"
 )
 
 // BenchmarkLadder runs the hls-abr ladder (1080p, 720p, 480p, 360p and the audio) of a 1080p
@@ -42,21 +40,21 @@ func BenchmarkLadder(b *testing.B) {
 	mkJob := func(name string) *job.Job {
 		return &job.Job{Input: fileURL(in), Preset: "hls-abr", Outputs: []job.Output{{URL: fileURL(filepath.Join(dir, name))}}}
 	}
-	ex, err := worker.Explain(context.Background(), r.runner, localStore(b), r.presets, mkJob("explain"), job.Limits{})
+	ex, err := explain(b, r, mkJob("explain"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if n := len(ex.Spec.Outputs); n != 5 {
+	if n := len(ex.Plan.Spec.Outputs); n != 5 {
 		b.Fatalf("the ladder has %d outputs, want 4 renditions and the audio", n)
 	}
 	one := filesArgs(ex.Argv, in, dir, "one")
 	var four [][]string
 	for i := range 4 {
-		outs := []ffmpeg.Output{ex.Spec.Outputs[i]}
+		outs := []ffmpeg.Output{ex.Plan.Spec.Outputs[i]}
 		if i == 0 {
-			outs = append(outs, ex.Spec.Outputs[4])
+			outs = append(outs, ex.Plan.Spec.Outputs[4])
 		}
-		argv, err := r.runner.Args(ffmpeg.Spec{Input: ex.Spec.Input, MaxPixels: ex.Spec.MaxPixels, Outputs: outs})
+		argv, err := r.runner.Args(ffmpeg.Spec{Input: ex.Plan.Spec.Input, MaxPixels: ex.Plan.Spec.MaxPixels, Outputs: outs})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -12,8 +11,6 @@ import (
 
 	"github.com/transcoder/transcoder/internal/testenv"
 	"github.com/transcoder/transcoder/job"
-	"github.com/transcoder/transcoder/storage"
-	"github.com/transcoder/transcoder/worker"
 )
 
 // BenchmarkTranscodeOverhead runs the same input with the same ffmpeg arguments (a) by the
@@ -48,7 +45,7 @@ func BenchmarkTranscodeOverhead(b *testing.B) {
 				o.URL = fileURL(filepath.Join(dir, name+ext))
 				return &job.Job{Input: fileURL(in), Preset: c.preset, Outputs: []job.Output{o}}
 			}
-			ex, err := worker.Explain(context.Background(), r.runner, localStore(b), r.presets, mkJob("explain"), job.Limits{})
+			ex, err := explain(b, r, mkJob("explain"))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -157,14 +154,4 @@ func (t *tail) Write(p []byte) (int, error) {
 		t.b = t.b[len(t.b)-8192:]
 	}
 	return len(p), nil
-}
-
-// localStore is a storage for files only, closed with the benchmark.
-func localStore(tb testing.TB) *storage.Store {
-	st, err := storage.New(storage.Config{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(st.Close)
-	return st
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/internal/testenv"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/media"
 	"github.com/transcoder/transcoder/natsembed"
 	"github.com/transcoder/transcoder/worker"
 )
@@ -179,4 +180,12 @@ func benchLogger() *slog.Logger {
 		return slog.Default()
 	}
 	return quietLogger()
+}
+
+// explain is the argv and plan the rig's worker runs for j (id "explain" unless set).
+func explain(b testing.TB, r *rig, j *job.Job) (*media.Explanation, error) {
+	if j.ID == "" {
+		j.ID = "explain"
+	}
+	return r.w.Explain(context.Background(), j)
 }

@@ -1,0 +1,22 @@
+// Package media runs one piece of media work with no NATS in it: a job's input through ffmpeg
+// into its outputs, every buffer from one ring reservation. The worker (consumer, executor
+// and settle around it) uses it for a whole job; --explain uses the same planning code, so the
+// argv it prints is the one that runs.
+//
+// The files follow the data flow:
+//
+//	engine.go   Config, Engine, Task (job, attempt, reservation), Observer, Meter
+//	input.go    the input stage: open, head, probe, spool; owns the head's buffers
+//	plan.go     the one plan: outputs of an explicit Kind and the final ffmpeg spec
+//	run.go      Run: input -> ffmpeg -> outputs as pipeline stages; probe beside ffmpeg
+//	output.go   the output interface (writers, verify, publish, abort, unpublish) and the
+//	            uniform rollback: a failed task removes every output it had published
+//	file.go     a file or remote object (faststart included)
+//	ladder.go   an HLS or DASH ladder: CMAF segments published as they complete
+//	images.go   a poster, spread thumbnails or a sprite sheet
+//	verify.go   checks of a file output before it is published
+//	explain.go  the argv a task would run, without running it
+//
+// Errors are classified for the worker: *job.Error carries its class; the ffmpeg and storage
+// packages' errors carry theirs; RolledBackError lists what a failed task took back.
+package media

@@ -1,0 +1,78 @@
+package media
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/job"
+)
+
+// Kind is what an output of a plan is made of, and so how it is written, verified and
+// published.
+type Kind int
+
+const (
+	// KindFile is one file or object, streamed from ffmpeg's pipe to its store.
+	KindFile Kind = iota
+	// KindFaststart is one mp4/m4a with its index in front: ffmpeg writes a spool file (it
+	// seeks back to put the index there), which goes to the store once complete.
+	KindFaststart
+	// KindLadder is an HLS or DASH ladder: a CMAF stream per rendition, cut into segments.
+	KindLadder
+	// KindImages is a poster, spread thumbnails or a sprite sheet, from one MJPEG stream.
+	KindImages
+)
+
+func (k Kind) String() string {
+	return [...]string{"file", "faststart file", "ladder", "images"}[k]
+}
+
+// Plan is a task resolved once: its outputs, each of an explicit kind, and the final ffmpeg
+// spec (threads and spool paths included), which nothing edits afterwards.
+type Plan struct {
+	Spec    ffmpeg.Spec
+	Outputs []PlannedOutput
+}
+
+// PlannedOutput is one output of the job: what the job asked for and the ffmpeg outputs
+// (indexes into Spec.Outputs) that make it.
+type PlannedOutput struct {
+	job.PlannedOutput
+	Kind Kind
+	URL  string
+}
+
+// plan resolves the task against its input (probe may be nil when the job does not need it
+// before ffmpeg starts) into the final spec.
+func (e *Engine) plan(t *Task, in *input) (*Plan, error) {
+	mp, err := t.Job.PlanMedia(e.cfg.Presets, ffmpeg.Input{Path: in.path}, e.cfg.Limits, in.probe)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Spec: mp.Spec}
+	p.Spec.Outputs = append([]ffmpeg.Output(nil), mp.Spec.Outputs...)
+	p.Spec.Threads = e.threads(p.Spec)
+	for i, po := range mp.Outputs {
+		out := PlannedOutput{PlannedOutput: po, URL: po.Resolved.Location.String()}
+		switch {
+		case po.Resolved.Thumbnails != nil:
+			out.Kind = KindImages
+		case job.IsLadder(po.Resolved.Container):
+			out.Kind = KindLadder
+		case po.Resolved.Faststart:
+			out.Kind = KindFaststart
+			p.Spec.Outputs[po.Spec[0]].Path = e.faststartPath(t, i, po.Resolved.Container)
+		}
+		p.Outputs = append(p.Outputs, out)
+	}
+	if _, err := e.outputDepth(len(p.Spec.Outputs)); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// faststartPath is the file ffmpeg writes output i of a faststart task to.
+func (e *Engine) faststartPath(t *Task, i int, container string) string {
+	return filepath.Join(e.cfg.SpoolDir, fmt.Sprintf("transcoder-faststart-%s-%d-%d.%s", t.ID, t.Attempt, i, container))
+}
