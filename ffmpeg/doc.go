@@ -30,10 +30,15 @@
 //
 // What the tests established, and the worker must know:
 //
-//   - mp4 and m4a outputs are fragmented (frag_keyframe+empty_moov+
+//   - mp4 and m4a outputs are fragmented (frag_keyframe+delay_moov+
 //     default_base_moof) because the plain muxers seek back to write moov.
-//     The ipod muxer (m4a) accepts the same flags on a pipe. ffprobe reads
-//     correct durations from these files (within the AAC priming, ~21 ms).
+//     delay_moov, not empty_moov: the moov goes out with the first fragment,
+//     when the muxer knows each stream's first timestamp, so it carries the
+//     edit list that starts the video at its first frame (with empty_moov
+//     the video starts one encoder reorder delay late). The AAC priming is
+//     not trimmed by an edit list in fragmented files: the audio stream
+//     starts one audio frame (~21 ms) before 0, its first real sample at 0.
+//     The ipod muxer (m4a) accepts the same flags on a pipe.
 //   - webm/mkv written to a pipe carry no duration and no cues (ffprobe
 //     says N/A): the muxer cannot seek back to fill them in.
 //   - mp4 with moov at the end cannot be read from a pipe: ffmpeg reads
@@ -43,7 +48,7 @@
 //     short or garbled output; Wait reports such runs as ErrInvalidInput
 //     (DamagedInput) unless Config.TolerateInputErrors. MPEG-TS truncation
 //     cannot be seen.
-//   - ffmpeg probes up to 5 s (analyzeduration) or 5 MB (probesize) of a
+//   - ffmpeg probes up to 5 s (analyzeduration) or 16 MiB (ProbeDepth) of a
 //     pipe before it writes anything or reports progress.
 //   - SIGTERM does not interrupt ffmpeg blocked reading stdin (the read is
 //     restarted), so Stop also closes stdin; a stop then takes

@@ -347,7 +347,7 @@ func cleanLine(s string) string {
 // does not prove the whole input was transcoded. MPEG-TS has no length to
 // compare with, so its truncation is not detectable here.
 func TruncatedInput(stderr string) bool {
-	lower := strings.ToLower(stderr)
+	lower := strings.ToLower(withoutPipeEOFNoise(stderr))
 	for _, p := range []string{"partial file", "input buffer exhausted", "end of file", "ended prematurely"} {
 		if strings.Contains(lower, p) {
 			return true
@@ -368,7 +368,7 @@ var truncationPatterns = []string{"partial file", "ended prematurely", "end of f
 // "input is truncated: <line>" or "input is damaged: <line>".
 func DamagedInput(stderr string) (reason string, damaged bool) {
 	first := ""
-	for _, raw := range strings.Split(stderr, "\n") {
+	for _, raw := range strings.Split(withoutPipeEOFNoise(stderr), "\n") {
 		line := cleanLine(raw)
 		if line == "" {
 			continue
@@ -387,4 +387,45 @@ func DamagedInput(stderr string) (reason string, damaged bool) {
 		return "", false
 	}
 	return "input is damaged: " + first, true
+}
+
+// withoutPipeEOFNoise drops what the mov demuxer logs, on a pipe only, when the file's last
+// box declares more bytes than the file holds: "root atom offset 0x...: partial file" (it
+// looked for a next box past the end) and the "<input>: Invalid data found when processing
+// input" that follows each. Every sample the index names was read by then: ffmpeg reading the
+// same bytes from a file says nothing, and a sample really cut short still shows, as
+// "stream N, offset 0x...: partial file" or as the decoder's error on it.
+func withoutPipeEOFNoise(stderr string) string {
+	if !strings.Contains(stderr, "root atom offset") {
+		return stderr
+	}
+	var b strings.Builder
+	afterRoot := false
+	for _, raw := range strings.Split(stderr, "\n") {
+		lower := strings.ToLower(cleanLine(raw))
+		switch {
+		case lower == "": // "Last message repeated": the pair it repeats is dropped
+			continue
+		case strings.HasPrefix(lower, "root atom offset") && strings.HasSuffix(lower, ": partial file"):
+			afterRoot = true
+			continue
+		case afterRoot && isInputLine(lower) && strings.HasSuffix(lower, ": invalid data found when processing input"):
+			afterRoot = false
+			continue
+		}
+		afterRoot = false
+		b.WriteString(raw)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// isInputLine reports whether a cleaned, lower-cased stderr line is about the input.
+func isInputLine(lower string) bool {
+	for _, p := range inputLinePrefixes {
+		if strings.HasPrefix(lower, p) {
+			return true
+		}
+	}
+	return false
 }

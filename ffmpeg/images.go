@@ -138,7 +138,7 @@ func (im *Images) selectExpr() string {
 }
 
 // appendImages appends the output options of an Images output (validated).
-func appendImages(a []string, im *Images, threads int) []string {
+func appendImages(a []string, im *Images, threads, program int) []string {
 	w, h := fitExpr(im.Width, im.Height)
 	filters := []string{
 		"select='" + im.selectExpr() + "'",
@@ -163,7 +163,7 @@ func appendImages(a []string, im *Images, threads int) []string {
 	if q == 0 {
 		q = DefaultQuality
 	}
-	a = append(a, "-map", "0:v:0", "-an", "-sn", "-dn",
+	a = append(a, "-map", videoStream(program), "-an", "-sn", "-dn",
 		"-vf", strings.Join(filters, ","),
 		// The selected frames keep their timestamps: no duplicates to fill the gaps.
 		"-fps_mode", "passthrough",

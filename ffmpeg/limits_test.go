@@ -282,6 +282,15 @@ func TestDamagedInput(t *testing.T) {
 		{"[NULL @ 0x55] [error] Invalid NAL unit size (-1051365949 > 3893).\n", "input is damaged: Invalid NAL unit size (-1051365949 > 3893)."},
 		{"[h264 @ 0x1] [error] concealing 396 DC, 396 AC, 396 MV errors in P frame\n", "input is damaged: concealing 396 DC, 396 AC, 396 MV errors in P frame"},
 		{"[matroska,webm @ 0x1] [error] File ended prematurely\n", "input is truncated: File ended prematurely"},
+		// The last box declares 8 bytes more than the file holds, every sample is there
+		// (mp4_sample_mdat_too_long.mp4 on a pipe): from a file, ffmpeg says nothing.
+		{strings.Repeat("[mov,mp4,m4a,3gp,3g2,mj2 @ 0x5] [error] root atom offset 0x18ce5: partial file\n[error] pipe:0: Invalid data found when processing input\n", 5), ""},
+		// The same line, but the last sample is cut short: the decoder says so.
+		{"[NULL @ 0x5] [error] Invalid NAL unit size (1089 > 1085).\n[error] Error while decoding stream #0:0: Invalid data found when processing input\n" +
+			"[mov,mp4,m4a,3gp,3g2,mj2 @ 0x5] [error] root atom offset 0x25a78: partial file\n[error] pipe:0: Invalid data found when processing input\n", "input is damaged: Invalid NAL unit size (1089 > 1085)."},
+		{"[mov,mp4,m4a,3gp,3g2,mj2 @ 0x5] [error] stream 1, offset 0x455cf: partial file\n[mov,mp4,m4a,3gp,3g2,mj2 @ 0x5] [error] root atom offset 0x455d4: partial file\n[error] pipe:0: Invalid data found when processing input\n", "input is truncated: stream 1, offset 0x455cf: partial file"},
+		// A pipe:0 line that follows no root atom line still counts.
+		{"[error] pipe:0: Invalid data found when processing input\n", "input is damaged: pipe:0: Invalid data found when processing input"},
 	} {
 		reason, damaged := DamagedInput(c.stderr)
 		if reason != c.want || damaged != (c.want != "") {

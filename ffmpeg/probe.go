@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,15 +28,24 @@ type Stream struct {
 	// convention. ffprobe's displaymatrix "rotation" is counterclockwise,
 	// so it is negated. ffmpeg autorotates by default when transcoding,
 	// so scaling applies to the rotated frame.
-	Rotation    int
-	SAR         string
-	FrameRate   float64 // avg_frame_rate
-	FieldOrder  string
-	Channels    int
-	SampleRate  int
-	Duration    time.Duration // duration, else the matroska DURATION tag; 0 if unknown
-	AttachedPic bool          // cover art: a video stream that is not a video
-	Default     bool          // disposition default: the track a player picks first
+	Rotation   int
+	SAR        string
+	FrameRate  float64 // avg_frame_rate
+	FieldOrder string
+	Channels   int
+	SampleRate int
+	Duration   time.Duration // duration, else the matroska DURATION tag; 0 if unknown
+	// Start is the stream's start_time; HasStart is false when ffprobe states none.
+	Start       time.Duration
+	HasStart    bool
+	AttachedPic bool // cover art: a video stream that is not a video
+	Default     bool // disposition default: the track a player picks first
+	// Colour as ffprobe names it (color_transfer, color_primaries, color_space, color_range);
+	// "" or "unknown" when the stream states none. WideColour reads them.
+	ColorTransfer, ColorPrimaries, ColorSpace, ColorRange string
+	// DVProfile and DVCompat are the Dolby Vision configuration record's profile and base
+	// layer compatibility id (1 HDR10, 2 SDR, 4 HLG); 0 without Dolby Vision.
+	DVProfile, DVCompat int
 }
 
 // ProbeResult is ffprobe's view of a file.
@@ -45,6 +55,15 @@ type ProbeResult struct {
 	BitRate    int64
 	Streams    []Stream
 	Size       int64
+	// Programs are the input's programmes (an MPEG-TS multiplex has one per channel); most
+	// containers have none.
+	Programs []Program
+}
+
+// Program is one programme of the input.
+type Program struct {
+	ID      int   // program_id: the N of ffmpeg's stream specifier p:N
+	Streams []int // stream indexes, in the programme's order (the order p:N:a:K counts in)
 }
 
 // Video returns the first video stream that is not cover art.
@@ -67,13 +86,63 @@ func (p *ProbeResult) Audio() (Stream, bool) {
 	return Stream{}, false
 }
 
+// InProgram is the probe seen through programme id: only its streams, in its order, so that
+// Video, Audio and track numbers mean what ffmpeg's p:id specifiers select. ok is false when the
+// input has no such programme.
+func (p *ProbeResult) InProgram(id int) (*ProbeResult, bool) {
+	i := slices.IndexFunc(p.Programs, func(pr Program) bool { return pr.ID == id })
+	if i < 0 {
+		return nil, false
+	}
+	v := *p
+	v.Streams = make([]Stream, 0, len(p.Programs[i].Streams))
+	for _, idx := range p.Programs[i].Streams {
+		if k := slices.IndexFunc(p.Streams, func(s Stream) bool { return s.Index == idx }); k >= 0 {
+			v.Streams = append(v.Streams, p.Streams[k])
+		}
+	}
+	return &v, true
+}
+
+// MainProgram is the programme used when a job names none: of an input with several, the first
+// with video, else the first with audio. 0 when the input has fewer than two programmes (all
+// its streams are used) or none of them has audio or video.
+func (p *ProbeResult) MainProgram() int {
+	if len(p.Programs) < 2 {
+		return 0
+	}
+	for _, want := range []func(*ProbeResult) bool{
+		func(v *ProbeResult) bool { _, ok := v.Video(); return ok },
+		func(v *ProbeResult) bool { _, ok := v.Audio(); return ok },
+	} {
+		for _, pr := range p.Programs {
+			if v, _ := p.InProgram(pr.ID); want(v) {
+				return pr.ID
+			}
+		}
+	}
+	return 0
+}
+
+// ProbeDepth is how many bytes ffmpeg and ffprobe may read into an input to find its streams'
+// parameters: 16 MiB (the default is 5 MB). A broadcast capture starts anywhere in a GOP, and a
+// stream's size is only known from its first keyframe: at 16 Mbit/s with a 4 s GOP that can be
+// 8 MB in, and with the default ffprobe reports no size ("video stream has no dimensions") and
+// ffmpeg decodes before it knows the stream ("Error while decoding stream", taken for damage).
+// The time bound (-analyzeduration, 5 s) is left as it is: an MPEG-TS may always add streams,
+// so ffmpeg reads it up to one of the two bounds before it starts, and a longer one would delay
+// every TS input. The probe beside ffmpeg is given at most Config.ProbeBytes anyway.
+var ProbeDepth = []string{"-probesize", "16777216"}
+
 // maxProbeOutput bounds ffprobe's JSON.
 const maxProbeOutput = 4 << 20
 
 func probeArgs(in Input) []string {
-	return append([]string{
+	a := []string{
 		"-hide_banner", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-	}, inputArgs(in)...)
+		"-show_entries", "program=program_id:program_stream=index",
+	}
+	return append(append(a, ProbeDepth...), inputArgs(in)...)
 }
 
 // ProbeChunks runs ffprobe on pipe:0, writing chunks (the head of the
@@ -159,25 +228,38 @@ func (r *Runner) probe(ctx context.Context, cmd *exec.Cmd, args []string, starte
 func ParseProbe(jsonBytes []byte) (*ProbeResult, error) {
 	var raw struct {
 		Streams []struct {
-			Index        int               `json:"index"`
-			CodecType    string            `json:"codec_type"`
-			CodecName    string            `json:"codec_name"`
-			Width        int               `json:"width"`
-			Height       int               `json:"height"`
-			PixFmt       string            `json:"pix_fmt"`
-			SAR          string            `json:"sample_aspect_ratio"`
-			AvgFrameRate string            `json:"avg_frame_rate"`
-			FieldOrder   string            `json:"field_order"`
-			Channels     int               `json:"channels"`
-			SampleRate   string            `json:"sample_rate"`
-			Duration     string            `json:"duration"`
-			Tags         map[string]string `json:"tags"`
-			Disposition  map[string]int    `json:"disposition"`
-			SideData     []struct {
-				Type     string   `json:"side_data_type"`
-				Rotation *float64 `json:"rotation"`
+			Index          int               `json:"index"`
+			CodecType      string            `json:"codec_type"`
+			CodecName      string            `json:"codec_name"`
+			Width          int               `json:"width"`
+			Height         int               `json:"height"`
+			PixFmt         string            `json:"pix_fmt"`
+			SAR            string            `json:"sample_aspect_ratio"`
+			AvgFrameRate   string            `json:"avg_frame_rate"`
+			FieldOrder     string            `json:"field_order"`
+			Channels       int               `json:"channels"`
+			SampleRate     string            `json:"sample_rate"`
+			ColorTransfer  string            `json:"color_transfer"`
+			ColorPrimaries string            `json:"color_primaries"`
+			ColorSpace     string            `json:"color_space"`
+			ColorRange     string            `json:"color_range"`
+			Duration       string            `json:"duration"`
+			StartTime      string            `json:"start_time"`
+			Tags           map[string]string `json:"tags"`
+			Disposition    map[string]int    `json:"disposition"`
+			SideData       []struct {
+				Type      string   `json:"side_data_type"`
+				Rotation  *float64 `json:"rotation"`
+				DVProfile int      `json:"dv_profile"`
+				DVCompat  int      `json:"dv_bl_signal_compatibility_id"`
 			} `json:"side_data_list"`
 		} `json:"streams"`
+		Programs []struct {
+			ID      int `json:"program_id"`
+			Streams []struct {
+				Index int `json:"index"`
+			} `json:"streams"`
+		} `json:"programs"`
 		Format struct {
 			FormatName string `json:"format_name"`
 			Duration   string `json:"duration"`
@@ -195,6 +277,13 @@ func ParseProbe(jsonBytes []byte) (*ProbeResult, error) {
 		Size:       parseInt(raw.Format.Size),
 		Streams:    make([]Stream, 0, len(raw.Streams)),
 	}
+	for _, pr := range raw.Programs {
+		prog := Program{ID: pr.ID}
+		for _, s := range pr.Streams {
+			prog.Streams = append(prog.Streams, s.Index)
+		}
+		res.Programs = append(res.Programs, prog)
+	}
 	for _, s := range raw.Streams {
 		st := Stream{
 			Index:       s.Index,
@@ -211,6 +300,12 @@ func ParseProbe(jsonBytes []byte) (*ProbeResult, error) {
 			Duration:    seconds(s.Duration),
 			AttachedPic: s.Disposition["attached_pic"] == 1,
 			Default:     s.Disposition["default"] == 1,
+
+			ColorTransfer: s.ColorTransfer, ColorPrimaries: s.ColorPrimaries,
+			ColorSpace: s.ColorSpace, ColorRange: s.ColorRange,
+		}
+		if v, err := strconv.ParseFloat(s.StartTime, 64); err == nil && math.Abs(v) < maxClock.Seconds() {
+			st.Start, st.HasStart = time.Duration(math.Round(v*1e9)), true
 		}
 		if st.Duration == 0 {
 			// DURATION, else the longest DURATION-<lang>: the same answer whatever the
@@ -231,6 +326,9 @@ func ParseProbe(jsonBytes []byte) (*ProbeResult, error) {
 		for _, sd := range s.SideData {
 			if sd.Type == "Display Matrix" && sd.Rotation != nil {
 				rot, found = -*sd.Rotation, true
+			}
+			if sd.Type == "DOVI configuration record" {
+				st.DVProfile, st.DVCompat = sd.DVProfile, sd.DVCompat
 			}
 		}
 		if !found {

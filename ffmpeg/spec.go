@@ -32,9 +32,11 @@ type Video struct {
 	MaxRate string
 	BufSize string
 	PixFmt  string // default yuv420p when encoding
-	// FPS > 0 makes the stream constant-rate at FPS (fps filter, -fps_mode cfr). 0 keeps the
-	// input's frame timestamps (-fps_mode vfr): a phone's variable-rate video is not padded
-	// with duplicated frames, as the mp4 muxer's default (cfr at a guessed rate) would.
+	// FPS > 0 makes the stream constant-rate at FPS (fps filter, -fps_mode cfr). 0 keeps every
+	// decoded frame with its timestamp (-fps_mode passthrough): a phone's variable-rate video
+	// is neither padded with duplicated frames, as the mp4 muxer's default (cfr at a guessed
+	// rate) would, nor thinned where timestamps collide in the encoder's time base, as vfr
+	// does.
 	FPS         float64
 	GOP         int
 	Profile     string
@@ -44,6 +46,11 @@ type Video struct {
 	// portrait frames), never upscaled, to even dimensions. ffmpeg evaluates the rule on the
 	// decoded (auto-rotated) frame, so the argv does not depend on a probe of the input.
 	Fit bool
+	// ToneMap, when set, is the input's colour (Stream.WideColour: HDR, or BT.2020 SDR) that
+	// this SDR output converts to BT.709 (see toneMapFilters) after its scale, and the output
+	// is tagged BT.709. Nil keeps the input's colour and its tags as they are: an SDR input, or
+	// an output that can carry HDR (HighBitDepth).
+	ToneMap *Colour
 }
 
 // Audio describes the audio stream of an output.
@@ -53,7 +60,8 @@ type Audio struct {
 	Channels   int
 	SampleRate int
 	// AllTracks maps every audio stream of the input (-map 0:a?), each encoded the same way;
-	// otherwise only track Track (-map 0:a:Track?): the first by default.
+	// otherwise only track Track (-map 0:a:Track?): the first by default. With Spec.Program
+	// the tracks are the programme's.
 	AllTracks bool
 	// Track is the audio stream used, counted among the input's audio streams.
 	Track int
@@ -92,35 +100,75 @@ type Spec struct {
 	// SplitVideo decodes the video once and splits the decoded frames in one filter graph
 	// (-filter_complex ... split=N) among the outputs that encode video, instead of a filter
 	// chain per output: a deinterlace every output asks for runs once. The input must have a
-	// video stream (the graph names 0:v:0, which is not optional there): set it after a probe.
+	// video stream (the graph names 0:V:0, which is not optional there): set it after a probe.
 	SplitVideo bool
 	// Threads, when > 0, is -threads for every encoder of this run, over Config.Threads: the
 	// worker shares the machine's cores among the jobs it runs at once.
 	Threads int
+	// Program, when > 0, takes every stream from that programme of the input (its program_id,
+	// ffmpeg's p:N): one channel of a broadcast multiplex. 0 takes them from the whole input.
+	Program int
 }
+
+// MaxProgram is the largest Spec.Program: MPEG-TS programme numbers are 16 bits.
+const MaxProgram = 65535
 
 // MaxOutputs bounds the number of outputs (and so of pipes) of one run.
 const MaxOutputs = 16
 
-// AllowedDemuxers is the -format_whitelist given to ffmpeg and ffprobe:
-// containers and raw streams a worker is expected to get. Left out on
-// purpose: anything that opens other resources (hls, dash, concat,
-// image2 sequences, lavfi, tee, sdp, rtsp).
+// AllowedDemuxers is the -format_whitelist given to ffmpeg and ffprobe: every demuxer of
+// ffmpeg 5.1 for audio and video media that reads only the bytes it is given. A probe picks
+// among these and nothing else; a file of any other format fails as "not on whitelist"
+// (invalid_input). README.md, "Media decisions", has the list and its reasons.
+//
+// Left out on purpose, and why:
+//   - they open other resources: playlists and manifests (hls, dash, webm_dash_manifest, imf),
+//     concat, image2 (an image sequence named by a pattern), vobsub (opens the .sub beside the
+//     .idx), mlv (opens the .M00.. files of a recording); with a spool file as input, the file
+//     protocol is allowed and they could read other local files. mov follows external data
+//     references only with -enable_drefs, off by default and never set here.
+//   - they synthesise media rather than read it: lavfi, sbg, libgme, libopenmpt, and the text
+//     renderers bin, xbin, adf, idf, tty.
+//   - they are a protocol, device or session, not a file: rtp, rtsp, sdp, sap, data, and the
+//     capture devices (alsa, pulse, jack, oss, openal, fbdev, kmsgrab, x11grab, video4linux2,
+//     iec61883, libdc1394, libcdio).
+//   - still and animated images (image2pipe, every *_pipe image demuxer, gif, apng, ico,
+//     alias_pix, brender_pix, fits, txd, ...): a worker transcodes video and audio, and an image
+//     canvas is the classic decompression bomb (see worker/hostile_test.go).
+//   - subtitle and metadata files (srt, ass, webvtt, ffmetadata, ...): no audio or video to
+//     transcode, so they would be refused after the probe anyway.
+//   - raw streams chosen only by -f (rawvideo, s16le and the other PCM layouts, codec2raw,
+//     ...): they have no probe, and a job cannot name a demuxer.
+//   - formats of games' and consoles' cut-scenes (4xm, bink, smk, thp, xmv, ...): no camera,
+//     editor or broadcaster writes them, and their demuxers and decoders are the least exercised
+//     parsers in ffmpeg.
 var AllowedDemuxers = []string{
+	// Containers: phones, cameras, the web, editors.
 	"mov", "mp4", "m4a", "3gp", "3g2", "mj2",
 	"matroska", "webm",
-	"mpegts", "mpeg",
-	"avi", "flv", "ogg",
-	"wav", "mp3", "aac", "flac",
-	"ivf", "h264", "hevc", "yuv4mpegpipe", "nut",
+	"avi", "flv", "kux", "ogg", "nut", "ivf", "obu",
+	"asf", "rm", "ivr", "nsv", "nuv", "r3d", "cine",
+	// Broadcast and post-production.
+	"mpegts", "mpeg", "pva", "ty", "mxf", "gxf", "lxf", "dv", "wtv",
+	// Security cameras.
+	"dhav", "ifv",
+	// Elementary video streams.
+	"h261", "h263", "h264", "hevc", "mpegvideo", "m4v", "vc1", "av1", "avs2", "avs3",
+	"cavsvideo", "dirac", "dnxhd", "mjpeg", "mjpeg_2000", "yuv4mpegpipe",
+	// Audio files and elementary audio streams.
+	"wav", "w64", "aiff", "caf", "au", "sox", "ircam", "nistsphere", "avr", "epaf",
+	"mp3", "aac", "loas", "ac3", "eac3", "dts", "dtshd", "truehd", "mlp", "spdif", "s337m",
+	"flac", "ape", "tta", "wv", "tak", "shn", "mpc", "mpc8", "dsf", "wsd",
+	"amr", "amrnb", "amrwb", "gsm", "g723_1", "g729", "ilbc", "qcp", "sbc", "codec2",
+	"oma", "voc", "xwma", "mmf", "act", "dss", "vqf", "rso",
 }
 
 // Container muxer arguments. mp4 and m4a are fragmented so they can be
 // written to a pipe (the plain mp4 muxer needs to seek back for moov).
 // ffmpeg 5.1 accepts the ipod muxer (.m4a) with the same movflags.
 var containerArgs = map[string][]string{
-	"mp4": {"-f", "mp4", "-movflags", "+frag_keyframe+empty_moov+default_base_moof"},
-	"m4a": {"-f", "ipod", "-movflags", "+frag_keyframe+empty_moov+default_base_moof"},
+	"mp4": {"-f", "mp4", "-movflags", "+frag_keyframe+delay_moov+default_base_moof"},
+	"m4a": {"-f", "ipod", "-movflags", "+frag_keyframe+delay_moov+default_base_moof"},
 	// Matroska and WebM go out as live streams: from a pipe the muxer cannot come back to
 	// write a duration or an index anyway, and without -live it would write the -t cap (12 h)
 	// as the file's duration.
@@ -236,6 +284,7 @@ func (s Spec) args(threads int) ([]string, error) {
 		"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+error",
 		"-progress", "pipe:" + strconv.Itoa(ProgressFD(len(s.Outputs))), "-stats_period", "0.5",
 	}
+	a = append(a, ProbeDepth...)
 	if s.MaxPixels > 0 {
 		a = append(a, "-max_pixels", strconv.FormatInt(s.MaxPixels, 10))
 	}
@@ -243,13 +292,13 @@ func (s Spec) args(threads int) ([]string, error) {
 	labels := make([]string, len(s.Outputs))
 	if s.SplitVideo {
 		var graph string
-		graph, labels = splitGraph(s.Outputs)
+		graph, labels = splitGraph(s.Outputs, s.Program)
 		if graph != "" {
 			a = append(a, "-filter_complex", graph)
 		}
 	}
 	for i, o := range s.Outputs {
-		a = appendOutput(a, o, threads, labels[i])
+		a = appendOutput(a, o, threads, labels[i], s.Program)
 		if o.Path != "" {
 			a = append(a, "-y", "file:"+o.Path)
 			continue
@@ -260,9 +309,9 @@ func (s Spec) args(threads int) ([]string, error) {
 }
 
 // splitGraph is the -filter_complex that decodes the video once and feeds each encoding
-// output its own chain: [0:v:0]yadif,split=N[s0]..;[s0]scale..[v0];... labels[i] is the
+// output its own chain: [0:V:0]yadif,split=N[s0]..;[s0]scale..[v0];... labels[i] is the
 // output's pad, "" for outputs that do not encode video.
-func splitGraph(outs []Output) (string, []string) {
+func splitGraph(outs []Output, program int) (string, []string) {
 	labels := make([]string, len(outs))
 	var idx []int
 	deint := true
@@ -275,11 +324,11 @@ func splitGraph(outs []Output) (string, []string) {
 	if len(idx) == 0 {
 		return "", labels
 	}
-	if g, ok := cascadeGraph(outs, idx, labels); ok {
+	if g, ok := cascadeGraph(outs, idx, labels, program); ok {
 		return g, labels
 	}
 	var b strings.Builder
-	b.WriteString("[0:v:0]")
+	b.WriteString("[" + videoStream(program) + "]" + holdFirst + ",")
 	if deint {
 		b.WriteString("yadif=deint=interlaced,")
 	}
@@ -304,14 +353,14 @@ func splitGraph(outs []Output) (string, []string) {
 // every scaler but the first reads a smaller picture, and the pixel format is converted once.
 // The sizes are those planned from the input, whichever picture they are scaled from. ok is
 // false when the outputs are not such a ladder.
-func cascadeGraph(outs []Output, idx []int, labels []string) (string, bool) {
+func cascadeGraph(outs []Output, idx []int, labels []string, program int) (string, bool) {
 	if len(idx) < 2 {
 		return "", false
 	}
 	first := outs[idx[0]].Video
 	for k, i := range idx {
 		v := outs[i].Video
-		if v.Fit || v.Width <= 0 || v.Height <= 0 || v.FPS != first.FPS || v.PixFmt != first.PixFmt || v.Deinterlace != first.Deinterlace {
+		if v.Fit || v.Width <= 0 || v.Height <= 0 || v.FPS != first.FPS || v.PixFmt != first.PixFmt || v.Deinterlace != first.Deinterlace || !sameColour(v.ToneMap, first.ToneMap) {
 			return "", false
 		}
 		if prev := outs[idx[max(k-1, 0)]].Video; v.Width > prev.Width || v.Height > prev.Height {
@@ -319,9 +368,9 @@ func cascadeGraph(outs []Output, idx []int, labels []string) (string, bool) {
 		}
 	}
 	pre := *first
-	pre.Width, pre.Height = 0, 0
+	pre.Width, pre.Height, pre.ToneMap = 0, 0, nil
 	var b strings.Builder
-	b.WriteString("[0:v:0]")
+	b.WriteString("[" + videoStream(program) + "]" + holdFirst + ",")
 	for k, i := range idx {
 		v := outs[i].Video
 		var chain []string
@@ -334,7 +383,8 @@ func cascadeGraph(outs []Output, idx []int, labels []string) (string, bool) {
 		}
 		chain = append(chain, "scale="+strconv.Itoa(v.Width)+":"+strconv.Itoa(v.Height), "setsar=1")
 		if k == 0 {
-			chain = append(chain, videoFilters(&Video{PixFmt: v.PixFmt})...)
+			// Tone-mapped once, on the largest rung: the smaller ones are scaled from SDR.
+			chain = append(chain, videoFilters(&Video{PixFmt: v.PixFmt, ToneMap: v.ToneMap})...)
 		}
 		b.WriteString(strings.Join(chain, ","))
 		labels[i] = "v" + strconv.Itoa(k)
@@ -361,30 +411,43 @@ func inputArgs(in Input) []string {
 	return append(a, "-i", url)
 }
 
+// inputStreams is the stream specifier prefix of the input's streams a run uses: the whole
+// input, or one programme of it (Spec.Program).
+func inputStreams(program int) string {
+	if program > 0 {
+		return "0:p:" + strconv.Itoa(program) + ":"
+	}
+	return "0:"
+}
+
+// videoStream is the input's video: its first video stream that is not an attached picture
+// (V, not v: cover art in an mp3, flac or mkv is a still image, not the video).
+func videoStream(program int) string { return inputStreams(program) + "V:0" }
+
 // appendOutput adds output o's options; label, when set, is the filter graph pad its video
-// comes from (see SplitVideo).
-func appendOutput(a []string, o Output, threads int, label string) []string {
+// comes from (see SplitVideo); program is Spec.Program.
+func appendOutput(a []string, o Output, threads int, label string, program int) []string {
 	if o.Images != nil {
-		return appendImageCaps(appendImages(a, o.Images, threads), o)
+		return appendImageCaps(appendImages(a, o.Images, threads, program), o)
 	}
 	switch {
 	case label != "":
 		a = append(a, "-map", "["+label+"]")
 	case o.Video != nil:
-		a = append(a, "-map", "0:v:0?")
+		a = append(a, "-map", videoStream(program)+"?")
 	}
 	if o.Audio != nil {
 		if o.Audio.AllTracks {
-			a = append(a, "-map", "0:a?")
+			a = append(a, "-map", inputStreams(program)+"a?")
 		} else {
-			a = append(a, "-map", "0:a:"+strconv.Itoa(o.Audio.Track)+"?")
+			a = append(a, "-map", inputStreams(program)+"a:"+strconv.Itoa(o.Audio.Track)+"?")
 		}
 	}
 	if v := o.Video; v != nil {
 		a = append(a, "-c:v", v.Codec)
 		if v.Codec != "copy" {
 			if label == "" {
-				a = append(a, "-vf", strings.Join(videoFilters(v), ","))
+				a = append(a, "-vf", holdFirst+","+strings.Join(videoFilters(v), ","))
 			}
 			a = appendVideoEncode(a, v, o.Segment)
 			if threads > 0 {
@@ -427,7 +490,12 @@ func appendOutput(a []string, o Output, threads int, label string) []string {
 
 // appendContainer adds the muxer arguments. A fragmented mp4 is cut at video keyframes; one
 // without video would be a single fragment written at the very end (ffmpeg holding all of it
-// in memory), so audio-only outputs are cut every second instead.
+// in memory), so audio-only outputs are cut every second instead. The moov is written when the
+// first fragment is ready (delay_moov), not before any sample (empty_moov): only then does the
+// muxer know the streams' first timestamps, and writes the edit lists that start the video at
+// its first frame despite the encoder's reorder delay and trim the audio encoder's priming, as
+// a plain mp4 file has them: with empty_moov the video starts one reorder delay late and the
+// audio is longer by its priming (lip sync off by 40-160 ms).
 func appendContainer(a []string, o Output) []string {
 	isMP4 := o.Container == "mp4" || o.Container == "m4a"
 	if !isMP4 {
@@ -436,9 +504,9 @@ func appendContainer(a []string, o Output) []string {
 	if o.Path != "" {
 		return append(a, containerArgs[o.Container][0], containerArgs[o.Container][1], "-movflags", "+faststart")
 	}
-	flags := "+frag_keyframe+empty_moov+default_base_moof"
+	flags := "+frag_keyframe+delay_moov+default_base_moof"
 	if o.Video == nil {
-		flags = "+empty_moov+default_base_moof"
+		flags = "+delay_moov+default_base_moof"
 		a = append(a, "-frag_duration", "1000000")
 	}
 	if o.Segment > 0 {
@@ -457,6 +525,13 @@ func appendForcedKeyframes(a []string, codec string, seg time.Duration) []string
 	}
 	return a
 }
+
+// holdFirst starts the video at the output's start when its first frame comes later (an edit
+// list that shifts the video, an avi whose first frame is reordered): the first frame is shown
+// from 0 until the second, as the ffmpeg CLI does, without adding frames (the CLI duplicates
+// it). Timestamps in the graph are relative to the input's start, so an input starting at 10 s
+// is not held for 10 s.
+const holdFirst = "setpts='if(eq(N,0),min(PTS,0),PTS)'"
 
 // videoFilters is the chain that turns decoded frames into what the encoder of v takes.
 func videoFilters(v *Video) []string {
@@ -484,6 +559,9 @@ func videoFilters(v *Video) []string {
 		// setsar=1: the planned size is in square pixels, so anamorphic inputs come out right.
 		filters = append(filters, "scale="+strconv.Itoa(w)+":"+strconv.Itoa(h), "setsar=1")
 	}
+	if v.ToneMap != nil {
+		filters = append(filters, toneMapFilters(v.ToneMap)...)
+	}
 	pix := v.PixFmt
 	if pix == "" {
 		pix = "yuv420p"
@@ -495,7 +573,13 @@ func appendVideoEncode(a []string, v *Video, seg time.Duration) []string {
 	if v.FPS > 0 {
 		a = append(a, "-fps_mode", "cfr")
 	} else {
-		a = append(a, "-fps_mode", "vfr")
+		// Every decoded frame with its own timestamp: vfr drops frames whose timestamps
+		// collide in the encoder's time base (half of an extreme VFR phone clip's).
+		// The input's time base: timestamps distinct there stay distinct in the encoder.
+		a = append(a, "-fps_mode", "passthrough", "-enc_time_base:v", "-1")
+	}
+	if v.ToneMap != nil {
+		a = append(a, sdrTags...)
 	}
 	isVPX := strings.HasPrefix(v.Codec, "libvpx")
 	if v.Preset != "" {
@@ -557,6 +641,9 @@ func (s Spec) validate() error {
 	}
 	if s.Threads < 0 || s.Threads > 256 {
 		return specErr("Threads", "must be 0..256, got %d", s.Threads)
+	}
+	if s.Program < 0 || s.Program > MaxProgram {
+		return specErr("Program", "must be 0..%d, got %d", MaxProgram, s.Program)
 	}
 	if len(s.Outputs) == 0 {
 		return specErr("Outputs", "at least one output is required")
@@ -642,7 +729,7 @@ func (v *Video) validate(f string) error {
 	if v.Codec == "copy" {
 		if v.Width != 0 || v.Height != 0 || v.CRF != 0 || v.Preset != "" || v.Bitrate != "" ||
 			v.MaxRate != "" || v.BufSize != "" || v.PixFmt != "" || v.FPS != 0 || v.GOP != 0 ||
-			v.Profile != "" || v.Deinterlace {
+			v.Profile != "" || v.Deinterlace || v.ToneMap != nil {
 			return specErr(f, "copy cannot be combined with encoding options")
 		}
 		return nil
@@ -690,6 +777,11 @@ func (v *Video) validate(f string) error {
 	}
 	if v.Profile != "" && !tokenRe.MatchString(v.Profile) {
 		return specErr(f+".Profile", "invalid profile %q", v.Profile)
+	}
+	if v.ToneMap != nil {
+		if err := v.ToneMap.validate(f + ".ToneMap"); err != nil {
+			return err
+		}
 	}
 	if v.FPS < 0 || v.FPS > MaxFPS || v.FPS != v.FPS {
 		return specErr(f+".FPS", "must be 0..%d, got %v", MaxFPS, v.FPS)

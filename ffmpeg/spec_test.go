@@ -23,7 +23,7 @@ func ExampleSpec_Args() {
 	}
 	fmt.Println(Quote(append([]string{"ffmpeg"}, args...)))
 	// Output:
-	// ffmpeg -hide_banner -nostdin -nostats -loglevel level+error -progress pipe:4 -stats_period 0.5 -protocol_whitelist pipe -format_whitelist mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,avi,flv,ogg,wav,mp3,aac,flac,ivf,h264,hevc,yuv4mpegpipe,nut -i pipe:0 -map '0:v:0?' -map '0:a:0?' -c:v libx264 -vf scale=-2:720,setsar=1,format=yuv420p -fps_mode vfr -preset veryfast -crf 23 -c:a aac -b:a 128k -ac 2 -ar 48000 -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3
+	// ffmpeg -hide_banner -nostdin -nostats -loglevel level+error -progress pipe:4 -stats_period 0.5 -probesize 16777216 -protocol_whitelist pipe -format_whitelist mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,kux,ogg,nut,ivf,obu,asf,rm,ivr,nsv,nuv,r3d,cine,mpegts,mpeg,pva,ty,mxf,gxf,lxf,dv,wtv,dhav,ifv,h261,h263,h264,hevc,mpegvideo,m4v,vc1,av1,avs2,avs3,cavsvideo,dirac,dnxhd,mjpeg,mjpeg_2000,yuv4mpegpipe,wav,w64,aiff,caf,au,sox,ircam,nistsphere,avr,epaf,mp3,aac,loas,ac3,eac3,dts,dtshd,truehd,mlp,spdif,s337m,flac,ape,tta,wv,tak,shn,mpc,mpc8,dsf,wsd,amr,amrnb,amrwb,gsm,g723_1,g729,ilbc,qcp,sbc,codec2,oma,voc,xwma,mmf,act,dss,vqf,rso -i pipe:0 -map '0:V:0?' -map '0:a:0?' -c:v libx264 -vf 'setpts='\''if(eq(N,0),min(PTS,0),PTS)'\'',scale=-2:720,setsar=1,format=yuv420p' -fps_mode passthrough -enc_time_base:v -1 -preset veryfast -crf 23 -c:a aac -b:a 128k -ac 2 -ar 48000 -f mp4 -movflags +frag_keyframe+delay_moov+default_base_moof pipe:3
 }
 
 func ExampleQuote() {
@@ -56,12 +56,12 @@ func TestArgs(t *testing.T) {
 			name:    "file input, audio only m4a, duration",
 			spec:    Spec{Input: Input{Path: "/spool/a b.mp4", Format: "mov"}, Outputs: []Output{{Container: "m4a", Audio: &Audio{Codec: "aac"}, Duration: 1500 * time.Millisecond}}},
 			wantIn:  []string{"-protocol_whitelist", "file", "-format_whitelist", strings.Join(AllowedDemuxers, ","), "-f", "mov", "-i", "file:/spool/a b.mp4"},
-			wantOut: "-map 0:a:0? -vn -c:a aac -t 1.5 -frag_duration 1000000 -f ipod -movflags +empty_moov+default_base_moof pipe:3",
+			wantOut: "-map 0:a:0? -vn -c:a aac -t 1.5 -frag_duration 1000000 -f ipod -movflags +delay_moov+default_base_moof pipe:3",
 		},
 		{
 			name:    "copy both into mpegts",
 			spec:    Spec{Outputs: []Output{{Container: "mpegts", Video: &Video{Codec: "copy"}, Audio: &Audio{Codec: "copy"}}}},
-			wantOut: "-map 0:v:0? -map 0:a:0? -c:v copy -c:a copy -f mpegts pipe:3",
+			wantOut: "-map 0:V:0? -map 0:a:0? -c:v copy -c:a copy -f mpegts pipe:3",
 		},
 		{
 			name: "full x264 video, no audio, threads",
@@ -71,23 +71,23 @@ func TestArgs(t *testing.T) {
 			}}}},
 			threads:   4,
 			wantIn:    []string{"-max_pixels", "8294400", "-protocol_whitelist", "pipe", "-format_whitelist", strings.Join(AllowedDemuxers, ","), "-i", "pipe:0"},
-			wantOut:   "-map 0:v:0? -c:v libx264 -vf yadif=deint=interlaced,fps=29.97,scale=1280:720,setsar=1,format=yuv420p10le -fps_mode cfr -preset fast -crf 20 -b:v 3M -maxrate 4M -bufsize 8M -profile:v high -g 60 -threads 4 -an -f matroska -live 1 pipe:3",
+			wantOut:   "-map 0:V:0? -c:v libx264 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',yadif=deint=interlaced,fps=29.97,scale=1280:720,setsar=1,format=yuv420p10le -fps_mode cfr -preset fast -crf 20 -b:v 3M -maxrate 4M -bufsize 8M -profile:v high -g 60 -threads 4 -an -f matroska -live 1 pipe:3",
 			wantFlags: []string{"-progress", "pipe:4"},
 		},
 		{
 			name:    "hevc into mp4 is tagged hvc1, all audio tracks",
 			spec:    Spec{Outputs: []Output{{Container: "mp4", Video: &Video{Codec: "libx265", Height: 720, CRF: 26, Preset: "fast", Profile: "main"}, Audio: &Audio{Codec: "aac", Channels: 2, AllTracks: true}}}},
-			wantOut: "-map 0:v:0? -map 0:a? -c:v libx265 -vf scale=-2:720,setsar=1,format=yuv420p -fps_mode vfr -preset fast -crf 26 -profile:v main -x265-params log-level=error -tag:v hvc1 -c:a aac -ac 2 -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3",
+			wantOut: "-map 0:V:0? -map 0:a? -c:v libx265 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',scale=-2:720,setsar=1,format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -preset fast -crf 26 -profile:v main -x265-params log-level=error -tag:v hvc1 -c:a aac -ac 2 -f mp4 -movflags +frag_keyframe+delay_moov+default_base_moof pipe:3",
 		},
 		{
 			name:    "hevc into mpegts is not tagged",
 			spec:    Spec{Outputs: []Output{{Container: "mpegts", Video: &Video{Codec: "libx265", FPS: 25}}}},
-			wantOut: "-map 0:v:0? -c:v libx265 -vf fps=25,format=yuv420p -fps_mode cfr -x265-params log-level=error -an -f mpegts pipe:3",
+			wantOut: "-map 0:V:0? -c:v libx265 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',fps=25,format=yuv420p -fps_mode cfr -x265-params log-level=error -an -f mpegts pipe:3",
 		},
 		{
 			name:    "svt-av1 with a numeric preset",
 			spec:    Spec{Outputs: []Output{{Container: "mp4", Video: &Video{Codec: "libsvtav1", Width: 1280, Height: 720, Fit: true, CRF: 35, Preset: "8"}}}},
-			wantOut: "-map 0:v:0? -c:v libsvtav1 -vf scale=w='" + mustFit(1280, 720, 0) + "':h='" + mustFit(1280, 720, 1) + "',setsar=1,format=yuv420p -fps_mode vfr -preset 8 -crf 35 -an -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3",
+			wantOut: "-map 0:V:0? -c:v libsvtav1 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',scale=w='" + mustFit(1280, 720, 0) + "':h='" + mustFit(1280, 720, 1) + "',setsar=1,format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -preset 8 -crf 35 -an -f mp4 -movflags +frag_keyframe+delay_moov+default_base_moof pipe:3",
 		},
 		{
 			name:    "opus into ogg",
@@ -97,7 +97,7 @@ func TestArgs(t *testing.T) {
 		{
 			name:    "vp9 crf into webm",
 			spec:    Spec{Outputs: []Output{{Container: "webm", Video: &Video{Codec: "libvpx-vp9", Width: 640, CRF: 31, Preset: "realtime"}, Audio: &Audio{Codec: "libopus", Bitrate: "96k"}}}},
-			wantOut: "-map 0:v:0? -map 0:a:0? -c:v libvpx-vp9 -vf scale=640:-2,setsar=1,format=yuv420p -fps_mode vfr -deadline realtime -crf 31 -b:v 0 -row-mt 1 -cpu-used 8 -c:a libopus -b:a 96k -f webm -live 1 pipe:3",
+			wantOut: "-map 0:V:0? -map 0:a:0? -c:v libvpx-vp9 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',scale=640:-2,setsar=1,format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -deadline realtime -crf 31 -b:v 0 -row-mt 1 -cpu-used 8 -c:a libopus -b:a 96k -f webm -live 1 pipe:3",
 		},
 		{
 			name: "two outputs get consecutive pipes, progress after them",
@@ -105,14 +105,14 @@ func TestArgs(t *testing.T) {
 				{Container: "mp4", Video: &Video{Codec: "libx264"}, Audio: &Audio{Codec: "aac"}},
 				{Container: "m4a", Audio: &Audio{Codec: "aac"}},
 			}},
-			wantOut: "-map 0:v:0? -map 0:a:0? -c:v libx264 -vf format=yuv420p -fps_mode vfr -c:a aac -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof pipe:3 " +
-				"-map 0:a:0? -vn -c:a aac -frag_duration 1000000 -f ipod -movflags +empty_moov+default_base_moof pipe:4",
+			wantOut: "-map 0:V:0? -map 0:a:0? -c:v libx264 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -c:a aac -f mp4 -movflags +frag_keyframe+delay_moov+default_base_moof pipe:3 " +
+				"-map 0:a:0? -vn -c:a aac -frag_duration 1000000 -f ipod -movflags +delay_moov+default_base_moof pipe:4",
 			wantFlags: []string{"pipe:5"},
 		},
 		{
 			name:    "faststart mp4 to a spool file",
 			spec:    Spec{Outputs: []Output{{Container: "mp4", Path: "/spool/o.mp4", Video: &Video{Codec: "libx264"}}}},
-			wantOut: "-map 0:v:0? -c:v libx264 -vf format=yuv420p -fps_mode vfr -an -f mp4 -movflags +faststart -y file:/spool/o.mp4",
+			wantOut: "-map 0:V:0? -c:v libx264 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -an -f mp4 -movflags +faststart -y file:/spool/o.mp4",
 		},
 		{
 			name: "ladder rendition and audio for segments: forced keyframes, no scene cuts, cmaf",
@@ -121,9 +121,9 @@ func TestArgs(t *testing.T) {
 				{Container: "mp4", Segment: 4 * time.Second, Video: &Video{Codec: "libx265"}},
 				{Container: "mp4", Segment: 4 * time.Second, Audio: &Audio{Codec: "aac"}},
 			}},
-			wantOut: "-map 0:v:0? -c:v libx264 -vf format=yuv420p -fps_mode vfr -b:v 800k -force_key_frames expr:gte(t,n_forced*4) -sc_threshold 0 -an -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof+cmaf pipe:3 " +
-				"-map 0:v:0? -c:v libx265 -vf format=yuv420p -fps_mode vfr -x265-params log-level=error:scenecut=0 -force_key_frames expr:gte(t,n_forced*4) -tag:v hvc1 -an -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof+cmaf pipe:4 " +
-				"-map 0:a:0? -vn -c:a aac -frag_duration 1000000 -f mp4 -movflags +empty_moov+default_base_moof+cmaf pipe:5",
+			wantOut: "-map 0:V:0? -c:v libx264 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -b:v 800k -force_key_frames expr:gte(t,n_forced*4) -sc_threshold 0 -an -f mp4 -movflags +frag_keyframe+delay_moov+default_base_moof+cmaf pipe:3 " +
+				"-map 0:V:0? -c:v libx265 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -x265-params log-level=error:scenecut=0 -force_key_frames expr:gte(t,n_forced*4) -tag:v hvc1 -an -f mp4 -movflags +frag_keyframe+delay_moov+default_base_moof+cmaf pipe:4 " +
+				"-map 0:a:0? -vn -c:a aac -frag_duration 1000000 -f mp4 -movflags +delay_moov+default_base_moof+cmaf pipe:5",
 		},
 	}
 	for _, tt := range tests {
@@ -239,4 +239,67 @@ func TestFDs(t *testing.T) {
 func mustFit(bw, bh, i int) string {
 	w, h := fitExpr(bw, bh)
 	return []string{w, h}[i]
+}
+
+// TestArgsToneMap: an SDR output of an HDR input tone-maps after its scale, before the pixel
+// format, and is tagged BT.709; a ladder tone-maps once, on its largest rung; an output without
+// ToneMap (an SDR input, an HDR output) has no colour conversion at all.
+func TestArgsToneMap(t *testing.T) {
+	t.Parallel()
+	pq := &Colour{Transfer: "smpte2084", Primaries: "bt2020", Matrix: "bt2020nc", Range: "tv"}
+	chain := "zscale=tin=smpte2084:pin=bt2020:min=bt2020nc:rin=tv:t=linear:npl=100,format=gbrpf32le,zscale=p=bt709," +
+		"tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv"
+	argv := func(t *testing.T, s Spec) string {
+		t.Helper()
+		a, err := s.Args()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(afterInput(t, a), " ")
+	}
+	t.Run("file", func(t *testing.T) {
+		got := argv(t, Spec{Outputs: []Output{{Container: "mp4", Video: &Video{Codec: "libx264", Height: 480, ToneMap: pq}}}})
+		if want := "scale=-2:480,setsar=1," + chain + ",format=yuv420p "; !strings.Contains(got, want) {
+			t.Errorf("argv %q\nlacks %q", got, want)
+		}
+		if want := "-color_primaries bt709 -color_trc bt709 -colorspace bt709 -color_range tv"; !strings.Contains(got, want) {
+			t.Errorf("argv %q\nlacks the BT.709 tags %q", got, want)
+		}
+	})
+	t.Run("wide gamut SDR: no tone curve", func(t *testing.T) {
+		c := &Colour{Transfer: "bt709", Primaries: "bt2020", Matrix: "bt2020nc", Range: "tv"}
+		got := argv(t, Spec{Outputs: []Output{{Container: "mp4", Video: &Video{Codec: "libx264", ToneMap: c}}}})
+		if !strings.Contains(got, "zscale=p=bt709,zscale=t=bt709") || strings.Contains(got, "tonemap") {
+			t.Errorf("argv %q: want the primaries converted without tonemap", got)
+		}
+	})
+	t.Run("ladder", func(t *testing.T) {
+		rung := func(w, h int) Output {
+			return Output{Container: "mp4", Segment: 4 * time.Second, Video: &Video{Codec: "libx264", Width: w, Height: h, PixFmt: "yuv420p", ToneMap: pq}}
+		}
+		got := argv(t, Spec{SplitVideo: true, Outputs: []Output{rung(1280, 720), rung(640, 360)}})
+		if want := "scale=1280:720,setsar=1," + chain + ",format=yuv420p,split=2"; !strings.Contains(got, want) || strings.Count(got, "tonemap=tonemap") != 1 {
+			t.Errorf("argv %q\nwant one tone map, in %q", got, want)
+		}
+		if strings.Count(got, "-color_trc bt709") != 2 {
+			t.Errorf("argv %q: want both rungs tagged BT.709", got)
+		}
+	})
+	t.Run("HDR output", func(t *testing.T) {
+		got := argv(t, Spec{Outputs: []Output{{Container: "mp4", Video: &Video{Codec: "libx265", PixFmt: "yuv420p10le"}}}})
+		if strings.Contains(got, "zscale") || strings.Contains(got, "-color_") {
+			t.Errorf("argv %q: an output without ToneMap keeps the input's colour", got)
+		}
+	})
+	for name, v := range map[string]*Video{
+		"copy":          {Codec: "copy", ToneMap: pq},
+		"bad transfer":  {Codec: "libx264", ToneMap: &Colour{Transfer: "linear,drawtext", Primaries: "bt2020", Matrix: "bt2020nc", Range: "tv"}},
+		"empty matrix":  {Codec: "libx264", ToneMap: &Colour{Transfer: "smpte2084", Primaries: "bt2020", Range: "tv"}},
+		"unknown range": {Codec: "libx264", ToneMap: &Colour{Transfer: "smpte2084", Primaries: "bt2020", Matrix: "bt2020nc", Range: "jpeg"}},
+		"bad primaries": {Codec: "libx264", ToneMap: &Colour{Transfer: "smpte2084", Primaries: "x", Matrix: "bt2020nc", Range: "tv"}},
+	} {
+		if _, err := (Spec{Outputs: []Output{{Container: "mkv", Video: v}}}).Args(); !errors.Is(err, ErrSpec) {
+			t.Errorf("%s: err %v, want ErrSpec", name, err)
+		}
+	}
 }

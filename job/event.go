@@ -106,6 +106,22 @@ type OutputResult struct {
 	Width    int     `json:"width,omitempty"`
 	Height   int     `json:"height,omitempty"`
 	SHA256   string  `json:"sha256"`
+	// Frames is the number of video frames of a single-file output (its first video stream).
+	Frames int `json:"frames,omitempty"`
+	// Streams are the output's streams as verified: each one's start and duration (seconds,
+	// as ffprobe reports them) and its frames (video) or audio frames.
+	Streams []StreamResult `json:"streams,omitempty"`
+	// AVOffset is the video's start minus the audio's (seconds): the lip sync, the same as
+	// the input's within one audio frame.
+	AVOffset *float64 `json:"av_offset,omitempty"`
+}
+
+// StreamResult is one verified stream of an output.
+type StreamResult struct {
+	Type     string  `json:"type"` // video | audio
+	Start    float64 `json:"start"`
+	Duration float64 `json:"duration"`
+	Frames   int     `json:"frames"`
 }
 
 // Failure is the error part of a failed (or retrying) event.

@@ -35,6 +35,10 @@ type Job struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// Created is set by the submitter; informational.
 	Created time.Time `json:"created,omitzero"`
+	// Program names the programme of a multi-programme input (a broadcast MPEG-TS multiplex)
+	// every output is made from: its program_id, as ffprobe -show_programs lists it. 0 means
+	// the first programme with video (else with audio).
+	Program int `json:"program,omitempty"`
 }
 
 // Output is one rendition the job asks for. Fields left empty come from the output's preset,

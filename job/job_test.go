@@ -252,7 +252,7 @@ func TestPlanMediaDecisions(t *testing.T) {
 		not  [][]string
 	}{
 		{"hevc in mp4 is hvc1", job.Output{URL: "/o.mp4", Preset: "hevc-720p"},
-			[][]string{{"-c:v", "libx265"}, {"-tag:v", "hvc1"}, {"-preset", "fast"}, {"-profile:v", "main"}, {"-fps_mode", "vfr"}}, nil},
+			[][]string{{"-c:v", "libx265"}, {"-tag:v", "hvc1"}, {"-preset", "fast"}, {"-profile:v", "main"}, {"-fps_mode", "passthrough"}}, nil},
 		{"hevc in mkv is not tagged", job.Output{URL: "/o.mkv", Preset: "hevc-720p", Container: "mkv"},
 			[][]string{{"-c:v", "libx265"}, {"-f", "matroska", "-live", "1"}}, [][]string{{"-tag:v", "hvc1"}}},
 		{"custom hevc gets a speed", job.Output{URL: "/o.ts", Container: "mpegts", Video: &job.Video{Codec: "hevc"}},
@@ -260,7 +260,7 @@ func TestPlanMediaDecisions(t *testing.T) {
 		{"custom av1 gets a speed", job.Output{URL: "/o.webm", Container: "webm", Video: &job.Video{Codec: "av1"}},
 			[][]string{{"-c:v", "libsvtav1"}, {"-preset", "8"}, {"-f", "webm", "-live", "1"}}, nil},
 		{"fps makes it constant", job.Output{URL: "/o.mp4", Preset: "h264-480p", Video: &job.Video{FPS: 30}},
-			[][]string{{"-fps_mode", "cfr"}}, [][]string{{"-fps_mode", "vfr"}}},
+			[][]string{{"-fps_mode", "cfr"}}, [][]string{{"-fps_mode", "passthrough"}}},
 		{"audio without channels is stereo", job.Output{URL: "/o.mkv", Container: "mkv", Audio: &job.Audio{Codec: "opus"}},
 			[][]string{{"-ac", "2"}, {"-map", "0:a:0?"}}, nil},
 		{"channels asked are kept", job.Output{URL: "/o.mp4", Preset: "h264-480p", Audio: &job.Audio{Channels: 6}},
@@ -268,7 +268,7 @@ func TestPlanMediaDecisions(t *testing.T) {
 		{"all tracks", job.Output{URL: "/o.mp4", Preset: "h264-480p", Audio: &job.Audio{AllTracks: true}},
 			[][]string{{"-map", "0:a?"}}, [][]string{{"-map", "0:a:0?"}}},
 		{"remux copies", job.Output{URL: "/o.mkv", Preset: "remux-mkv"},
-			[][]string{{"-c:v", "copy"}, {"-c:a", "copy"}}, [][]string{{"-ac", "2"}, {"-fps_mode", "vfr"}}},
+			[][]string{{"-c:v", "copy"}, {"-c:a", "copy"}}, [][]string{{"-ac", "2"}, {"-fps_mode", "passthrough"}}},
 		{"opus in ogg", job.Output{URL: "/o.ogg", Preset: "opus-audio"},
 			[][]string{{"-vn"}, {"-c:a", "libopus"}, {"-f", "ogg"}}, nil},
 	} {

@@ -72,7 +72,7 @@ func TestValidateRefusesFFmpegSyntax(t *testing.T) {
 func TestDefaultLimits(t *testing.T) {
 	t.Parallel()
 	d := job.DefaultLimits()
-	want := job.Limits{MaxWidth: 8192, MaxHeight: 8192, MaxPixels: 8192 * 4320, MaxStreams: 16, MaxDuration: 12 * time.Hour, MaxOutputBytes: 64 << 30}
+	want := job.Limits{MaxWidth: 8192, MaxHeight: 8192, MaxPixels: 8192 * 4320, MaxStreams: 16, MaxSideStreams: 1000, MaxDuration: 12 * time.Hour, MaxOutputBytes: 64 << 30}
 	if d != want {
 		t.Errorf("DefaultLimits = %+v, want %+v", d, want)
 	}

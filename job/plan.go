@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/transcoder/transcoder/ffmpeg"
@@ -24,10 +26,19 @@ var ErrUnsupportedMedia = errors.New("job: unsupported media")
 type Limits struct {
 	MaxWidth, MaxHeight int   // largest frame side; default 8192
 	MaxPixels           int64 // largest frame area; default 8192x4320 (8K)
-	// MaxStreams is the most streams (of any type) an input may have; default 16.
+	// MaxStreams is the most video (cover art aside) and audio streams the input may have, in
+	// the programme used (see Job.Program); default 16. ffprobe and ffmpeg's stream analysis
+	// decode frames of every one of them, so they cost.
 	MaxStreams int
+	// MaxSideStreams is the most of the other streams: subtitles, data, attachments, cover art,
+	// and the streams of the programmes not used. They are demuxed and dropped, which costs
+	// little (a Blu-ray rip carries 30 subtitle tracks, a broadcast multiplex ten channels);
+	// the cap is against a file of millions of streams. Default 1000.
+	MaxSideStreams int
 	// MaxDuration is the longest input, from its probe (the container's duration or any
-	// stream's), and the most of each output ffmpeg writes (-t); default 12h.
+	// stream's; the engine measures the packets of an input whose header claims more, and
+	// passes their span instead when it is within the limit), and the most of each output
+	// ffmpeg writes (-t); default 12h.
 	MaxDuration time.Duration
 	// MaxOutputBytes is the largest output ffmpeg writes (-fs, per output); default 64 GiB.
 	MaxOutputBytes int64
@@ -37,7 +48,7 @@ type Limits struct {
 func DefaultLimits() Limits {
 	return Limits{
 		MaxWidth: 8192, MaxHeight: 8192, MaxPixels: 8192 * 4320,
-		MaxStreams: 16, MaxDuration: 12 * time.Hour, MaxOutputBytes: 64 << 30,
+		MaxStreams: 16, MaxSideStreams: 1000, MaxDuration: 12 * time.Hour, MaxOutputBytes: 64 << 30,
 	}
 }
 
@@ -56,6 +67,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxStreams <= 0 {
 		l.MaxStreams = d.MaxStreams
+	}
+	if l.MaxSideStreams <= 0 {
+		l.MaxSideStreams = d.MaxSideStreams
 	}
 	if l.MaxDuration <= 0 {
 		l.MaxDuration = d.MaxDuration
@@ -273,6 +287,9 @@ var (
 //   - Pixel format: yuv420p unless the output sets pix_fmt, so 10-bit, 4:2:2 and 4:4:4 inputs
 //     come out 8-bit 4:2:0, which the H.264 High/Main, HEVC Main, VP9 profile 0 and AV1 Main
 //     profiles (and every player) take.
+//   - Colour: an HDR input (PQ, HLG, Dolby Vision 8 by its base layer) or a BT.2020 one is
+//     tone-mapped to BT.709 for every SDR (8-bit) output and tagged so (toneMap); an output in
+//     a 10-bit or deeper format keeps it. The plan needs the probe for this (EncodesSDR).
 //   - Frame rate: kept as the input has it, variable included (-fps_mode vfr: no duplicated
 //     frames); constant at video.fps when the output sets it.
 //   - Interlacing: frames flagged interlaced are deinterlaced (yadif, one frame per frame);
@@ -283,6 +300,10 @@ var (
 //   - Audio: stereo unless audio.channels asks for more (multichannel is downmixed); of several
 //     audio tracks the first is used, or all of them with audio.all_tracks. (ffmpeg 5.1 has no
 //     stream specifier for the default disposition, and the argv is built before the probe.)
+//   - Cover art: attached pictures are not video (video is mapped as 0:V), so a video output
+//     of an audio file with a picture is audio-only.
+//   - Programmes: of a multiplex, one programme's streams (p:N): Job.Program, else the first
+//     with video, which needs the probe (the media core probes a multiplex first).
 //   - Speed: hevc defaults to x265 "fast" and av1 to SVT-AV1 preset 8 when no preset is set.
 //   - Length: bounded by Limits (MaxDuration on the probe and as -t on every output).
 //   - Ladders (hls, dash): the rungs that do not upscale the input (KeptRungs), each a CMAF
@@ -369,7 +390,11 @@ func (j *Job) NeedsProbe(presets Presets) bool {
 // for jobs that need none.
 func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffmpeg.ProbeResult) (*MediaPlan, error) {
 	lim = lim.WithDefaults()
-	mp := &MediaPlan{Spec: ffmpeg.Spec{Input: in, MaxPixels: lim.MaxPixels}}
+	probe, program, err := j.source(probe)
+	if err != nil {
+		return nil, err
+	}
+	mp := &MediaPlan{Spec: ffmpeg.Spec{Input: in, MaxPixels: lim.MaxPixels, Program: program}}
 	for i := range j.Outputs {
 		r, err := j.Resolve(i, presets)
 		if err != nil {
@@ -394,6 +419,7 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 			}
 			for _, rung := range rungs {
 				out := ffmpeg.Output{Container: "mp4", Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes, Segment: r.Segment, Video: planVideo(rung.Video)}
+				toneMap(out.Video, probe)
 				// The probe gives the sizes: exact, so the rungs can be scaled one from the
 				// other (see ffmpeg's SplitVideo) and still be FitBox of the input.
 				out.Video.Width, out.Video.Height = FitBox(w, h, rung.Video.Width, rung.Video.Height)
@@ -438,6 +464,7 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 		out := ffmpeg.Output{Container: r.Container, Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes}
 		if r.Video != nil {
 			out.Video = planVideo(r.Video)
+			toneMap(out.Video, probe)
 		}
 		if r.Audio != nil {
 			out.Audio = planAudio(r.Audio, probe)
@@ -453,6 +480,39 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 		}
 	}
 	return mp, nil
+}
+
+// toneMap makes an SDR video output of an HDR (or BT.2020) input convert it to BT.709: v is
+// encoded (not copied, not raw: an intermediate keeps the signal it was given) in an 8-bit pixel
+// format, which cannot carry HDR. An output in a 10-bit or deeper format keeps the input's
+// colour. probe may be nil (no colour known: the input is taken as SDR).
+func toneMap(v *ffmpeg.Video, probe *ffmpeg.ProbeResult) {
+	if v == nil || !encodesSDR(v.Codec, v.PixFmt) || probe == nil {
+		return
+	}
+	if vs, ok := probe.Video(); ok {
+		if c, wide := vs.WideColour(); wide {
+			v.ToneMap = &c
+		}
+	}
+}
+
+// encodesSDR reports whether a video output of this encoder and pixel format is SDR: one that
+// an HDR input is tone-mapped for.
+func encodesSDR(encoder, pixFmt string) bool {
+	return encoder != "copy" && encoder != "rawvideo" && !ffmpeg.HighBitDepth(pixFmt)
+}
+
+// EncodesSDR reports whether an output of the job encodes SDR video (see toneMap): its plan
+// depends on the input's colour, so the input is probed before ffmpeg starts unless its head
+// shows it SDR. Ladders need the probe anyway (NeedsProbe).
+func (j *Job) EncodesSDR(presets Presets) bool {
+	for i := range j.Outputs {
+		if r, err := j.Resolve(i, presets); err == nil && r.Video != nil && encodesSDR(videoEncoders[r.Video.Codec], r.Video.PixFmt) {
+			return true
+		}
+	}
+	return false
 }
 
 // planVideo is the ffmpeg video of an output (nil for none). Every option of the job is
@@ -512,13 +572,17 @@ func planAudio(ra *Audio, probe *ffmpeg.ProbeResult) *ffmpeg.Audio {
 // that would be left with no stream.
 func (j *Job) CheckMedia(presets Presets, probe *ffmpeg.ProbeResult, lim Limits) error {
 	lim = lim.WithDefaults()
-	vs, hasVideo := probe.Video()
-	_, hasAudio := probe.Audio()
+	src, _, err := j.source(probe)
+	if err != nil {
+		return err
+	}
+	vs, hasVideo := src.Video()
+	_, hasAudio := src.Audio()
 	if !hasVideo && !hasAudio {
 		return fmt.Errorf("%w: no audio or video stream", ErrUnsupportedMedia)
 	}
-	if n := len(probe.Streams); n > lim.MaxStreams {
-		return fmt.Errorf("%w: %d streams, more than the limit of %d", ErrUnsupportedMedia, n, lim.MaxStreams)
+	if err := checkStreamCounts(probe, src, lim); err != nil {
+		return err
 	}
 	longest := probe.Duration
 	for _, s := range probe.Streams {
@@ -545,6 +609,51 @@ func (j *Job) CheckMedia(presets Presets, probe *ffmpeg.ProbeResult, lim Limits)
 		if (!video || !hasVideo) && (r.Audio == nil || !hasAudio) {
 			return fmt.Errorf("%w: output %d wants %s, the input has none", ErrUnsupportedMedia, i, wants(r))
 		}
+	}
+	return nil
+}
+
+// source is the input as the plan uses it: the programme the job names, else of an input with
+// several programmes the first with video (ffprobe's MainProgram), else the whole input; with
+// that programme's id (0 for the whole input). probe may be nil (a plan made before the probe):
+// then only the job's programme is known.
+func (j *Job) source(probe *ffmpeg.ProbeResult) (*ffmpeg.ProbeResult, int, error) {
+	if probe == nil {
+		return nil, j.Program, nil
+	}
+	id := j.Program
+	if id == 0 {
+		id = probe.MainProgram()
+	}
+	if id == 0 {
+		return probe, 0, nil
+	}
+	src, ok := probe.InProgram(id)
+	if !ok {
+		ids := make([]string, 0, len(probe.Programs))
+		for _, p := range probe.Programs {
+			ids = append(ids, strconv.Itoa(p.ID))
+		}
+		return nil, 0, fmt.Errorf("%w: program %d: the input has no such programme (it has: %s)", ErrUnsupportedMedia, id, strings.Join(ids, ", "))
+	}
+	return src, id, nil
+}
+
+// checkStreamCounts applies the stream caps: the decoded streams (video that is not cover art,
+// and audio) of the programme used against MaxStreams, every other stream of the input against
+// MaxSideStreams.
+func checkStreamCounts(probe, src *ffmpeg.ProbeResult, lim Limits) error {
+	decoded := 0
+	for _, s := range src.Streams {
+		if s.Type == "audio" || s.Type == "video" && !s.AttachedPic {
+			decoded++
+		}
+	}
+	if decoded > lim.MaxStreams {
+		return fmt.Errorf("%w: %d streams, more than the limit of %d (video and audio)", ErrUnsupportedMedia, decoded, lim.MaxStreams)
+	}
+	if side := len(probe.Streams) - decoded; side > lim.MaxSideStreams {
+		return fmt.Errorf("%w: %d subtitle, data and other streams, more than the limit of %d", ErrUnsupportedMedia, side, lim.MaxSideStreams)
 	}
 	return nil
 }

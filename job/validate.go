@@ -64,6 +64,9 @@ func (j *Job) Validate(presets Presets) error {
 			return &FieldError{"preset", fmt.Sprintf("unknown preset %q (known: %s)", j.Preset, strings.Join(presets.Names(), ", "))}
 		}
 	}
+	if j.Program < 0 || j.Program > ffmpeg.MaxProgram {
+		return &FieldError{"program", fmt.Sprintf("must be a programme id 1..%d (0 or absent: the first with video), got %d", ffmpeg.MaxProgram, j.Program)}
+	}
 	if len(j.Outputs) == 0 {
 		return &FieldError{"outputs", "at least one output is required"}
 	}

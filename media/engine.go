@@ -148,6 +148,9 @@ type Meter struct {
 	OutTimeUS atomic.Int64
 	fps       atomic.Uint64 // math.Float64bits
 	speed     atomic.Uint64
+	// Frames, Dup and Drop are ffmpeg's latest counts of video frames encoded, duplicated and
+	// dropped (its first video output's, as -progress reports them).
+	Frames, Dup, Drop atomic.Int64
 	// Waiting is the number of the task's stages blocked on the ring right now.
 	Waiting atomic.Int32
 	// Duration is the input's, in ns, once probed; 0 while unknown.

@@ -49,7 +49,7 @@ func (e *Engine) Explain(ctx context.Context, t *Task) (*Explanation, error) {
 		if ex.Probe, err = e.cfg.FFmpeg.ProbeChunks(ctx, chunks(in.head)); err != nil {
 			return nil, err
 		}
-		if err := t.Job.CheckMedia(e.cfg.Presets, ex.Probe, e.cfg.Limits); err != nil {
+		if ex.Probe, err = e.checkMedia(ctx, t, in, ex.Probe); err != nil {
 			return nil, err
 		}
 	}

@@ -35,7 +35,8 @@ type input struct {
 
 // openInput opens the task's input and prepares it for ffmpeg. The head tells an mp4 whose
 // index follows its media, which cannot stream: it is spooled. A plan that depends on the input
-// (a ladder's rungs, thumbnail times) probes the head first: one buffer, which is enough for
+// (a ladder's rungs, thumbnail times, an SDR output's tone-mapping of an HDR input, unless the
+// head shows the video SDR: see sdrMP4) probes the head first: one buffer, which is enough for
 // nearly every input and quick to probe; then, if ffprobe needs more, as much as the input side
 // of the pipeline may hold (so the head never holds buffers the outputs need); then the whole
 // input, spooled. On error nothing is left open or held.
@@ -61,10 +62,18 @@ func (e *Engine) prepare(ctx context.Context, t *Task, in *input) error {
 	if err := in.readHead(ctx, 1); err != nil {
 		return err
 	}
-	spoolInput := scanMP4(chunks(in.head)) == mp4MoovTail
-	if !spoolInput && t.Job.NeedsProbe(e.cfg.Presets) {
+	var first []byte // what the sniffers below read: the head's first buffer
+	if len(in.head) > 0 {
+		first = in.head[0].Bytes()
+	}
+	spoolInput := scanMP4(chunks(in.head)) == mp4MoovTail || needsSeek(first)
+	// A multiplex whose programme the job leaves to the worker: the plan picks it from the probe.
+	multiplex := t.Job.Program == 0 && tsPrograms(first) > 1
+	// An SDR output of an HDR input is tone-mapped: the plan needs the input's colour.
+	colour := t.Job.EncodesSDR(e.cfg.Presets) && (len(in.head) == 0 || !sdrMP4(in.head[0].Bytes()))
+	if !spoolInput && (multiplex || colour || t.Job.NeedsProbe(e.cfg.Presets)) {
 		probe, err := e.cfg.FFmpeg.ProbeChunks(ctx, chunks(in.head))
-		if maxHead := min(e.cfg.ChanDepth+1, max(1, e.cfg.ProbeBytes/bufSize)); err != nil && !in.eof && maxHead > len(in.head) {
+		if maxHead := min(e.cfg.ChanDepth+1, max(1, e.cfg.ProbeBytes/bufSize)); (err != nil || undescribed(probe)) && !in.eof && maxHead > len(in.head) {
 			if rerr := in.readHead(ctx, maxHead-len(in.head)); rerr != nil {
 				return rerr
 			}
@@ -74,8 +83,9 @@ func (e *Engine) prepare(ctx context.Context, t *Task, in *input) error {
 			return err
 		}
 		// The head was not enough to describe the input (an mp4 whose index is larger than
-		// the head, say): spool it and probe the file.
-		spoolInput = err != nil
+		// the head, or a capture whose first keyframe is further in, say): spool it and probe
+		// the file.
+		spoolInput = err != nil || undescribed(probe)
 		in.probe = probe
 		t.phase("probe")
 	}
@@ -86,9 +96,11 @@ func (e *Engine) prepare(ctx context.Context, t *Task, in *input) error {
 		t.phase("spool")
 	}
 	if in.probe != nil {
-		if err := t.Job.CheckMedia(e.cfg.Presets, in.probe, e.cfg.Limits); err != nil {
+		probe, err := e.checkMedia(ctx, t, in, in.probe)
+		if err != nil {
 			return err
 		}
+		in.probe = probe
 		t.probed(in.probe)
 	}
 	return nil

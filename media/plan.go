@@ -15,8 +15,9 @@ type Kind int
 const (
 	// KindFile is one file or object, streamed from ffmpeg's pipe to its store.
 	KindFile Kind = iota
-	// KindFaststart is one mp4/m4a with its index in front: ffmpeg writes a spool file (it
-	// seeks back to put the index there), which goes to the store once complete.
+	// KindFaststart is one mp4/m4a with its index in front (every single-file mp4 and m4a:
+	// see plainMP4): ffmpeg writes a spool file (it seeks back to put the index there), which
+	// goes to the store once complete.
 	KindFaststart
 	// KindLadder is an HLS or DASH ladder: a CMAF stream per rendition, cut into segments.
 	KindLadder
@@ -60,7 +61,7 @@ func (e *Engine) plan(t *Task, in *input) (*Plan, error) {
 			out.Kind = KindImages
 		case job.IsLadder(po.Resolved.Container):
 			out.Kind = KindLadder
-		case po.Resolved.Faststart:
+		case po.Resolved.Faststart || plainMP4(po.Resolved.Container):
 			out.Kind = KindFaststart
 			p.Spec.Outputs[po.Spec[0]].Path = e.faststartPath(t, i, po.Resolved.Container)
 		}
@@ -71,6 +72,15 @@ func (e *Engine) plan(t *Task, in *input) (*Plan, error) {
 	}
 	return p, nil
 }
+
+// plainMP4 tells the containers written as a plain file, index in front, rather than
+// fragmented into the pipe: only the plain mp4 muxer has what ffmpeg's CLI output has, edit
+// lists that start the video at its first frame and trim the audio encoder's priming, and
+// stream durations that are the presented ones. A fragmented mp4 cannot carry the priming
+// trim, and its durations count the decode timestamps (a stream starting after a gap comes
+// out long), so lip sync and durations would be off against the input by a frame or more.
+// The price: the output reaches its store once encoded, not while (ffmpeg seeks in the file).
+func plainMP4(container string) bool { return container == "mp4" || container == "m4a" }
 
 // faststartPath is the file ffmpeg writes output i of a faststart task to.
 func (e *Engine) faststartPath(t *Task, i int, container string) string {

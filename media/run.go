@@ -80,11 +80,14 @@ func (e *Engine) transcode(ctx context.Context, t *Task, p *Plan, in *input, out
 		outputStages(pl, t, i, proc.Output(i), wr, depth)
 	}
 	if prober != nil {
-		pl.Go("probe", func(ctx context.Context) error { return e.awaitProbe(ctx, t, prober) })
+		pl.Go("probe", func(ctx context.Context) error { return e.awaitProbe(ctx, t, in, prober) })
 	}
 	pl.Go("progress", func(ctx context.Context) error {
 		for pr := range proc.Progress() {
 			t.Meter.OutTimeUS.Store(pr.OutTime.Microseconds())
+			t.Meter.Frames.Store(pr.Frame)
+			t.Meter.Dup.Store(pr.DupFrames)
+			t.Meter.Drop.Store(pr.DropFrames)
 			t.Meter.fps.Store(math.Float64bits(pr.FPS))
 			t.Meter.speed.Store(math.Float64bits(pr.Speed))
 		}
@@ -151,7 +154,7 @@ func outputStages(pl *pipeline.Pipeline, t *Task, i int, out io.ReadCloser, wr i
 }
 
 // awaitProbe waits for the ffprobe that ran beside ffmpeg and checks the media it describes.
-func (e *Engine) awaitProbe(ctx context.Context, t *Task, prober *ffmpeg.Probe) error {
+func (e *Engine) awaitProbe(ctx context.Context, t *Task, in *input, prober *ffmpeg.Probe) error {
 	select {
 	case <-prober.Done():
 	case <-ctx.Done():
@@ -163,7 +166,7 @@ func (e *Engine) awaitProbe(ctx context.Context, t *Task, prober *ffmpeg.Probe) 
 		}
 		return err
 	}
-	if err := t.Job.CheckMedia(e.cfg.Presets, pr, e.cfg.Limits); err != nil {
+	if pr, err = e.checkMedia(ctx, t, in, pr); err != nil {
 		return err
 	}
 	t.probed(pr)

@@ -4,68 +4,214 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
 )
 
-// verifyFile probes a single-file output before it is committed: the streams asked for are
-// there and it is as long as the input. ffmpeg exits 0 on a truncated input, so a short output
-// is how a truncated input shows.
+// Tolerances of the per-stream verification. The source side is what ffprobe says of the
+// input, which is not always what ffmpeg decodes from it: a stream's stated duration may be
+// its container's claim (an audio track a frame or two longer than its packets), and the
+// input's own priming and edit lists move its starts by an audio frame. A plain ffmpeg CLI
+// run of such inputs differs from them by that much too (the reference of
+// ../shared/acceptance/realworld), so the tolerances are two audio frames: what they catch is
+// a stream cut short (a truncated input), frames lost or invented, and lip sync off by more
+// than a frame of video.
+const (
+	// syncTolerance is one audio frame (1024 samples at 44.1-48 kHz).
+	syncTolerance = 25 * time.Millisecond
+	// offsetTolerance bounds the A/V offset of an output against its input's.
+	offsetTolerance = 2 * syncTolerance
+	// audioShort is how much shorter than its source an audio stream may be (two E-AC-3
+	// frames of 1536 samples).
+	audioShort = 64 * time.Millisecond
+	// videoFrames is how many frame durations shorter than its source a video stream may be.
+	videoFrames = 2
+)
+
+// verifyFile checks a single-file output, stream by stream, before it is committed: every
+// stream it owes is there with frames or samples, every decoded video frame reached it, each
+// stream lasts as long as its source stream (start offsets excluded), video and audio start
+// as far apart as in the input, and an SDR output carries no HDR colour tags. ffmpeg exits 0
+// on a truncated input, so a short output is also how a truncated input shows.
 func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, path string, size int64) (job.OutputResult, error) {
 	var res job.OutputResult
-	pr, err := e.cfg.FFmpeg.ProbeFile(ctx, path)
+	spans, err := e.cfg.FFmpeg.MeasureStreams(ctx, path)
 	if err != nil {
 		if ffmpeg.TruncatedInput(c.stderr) {
 			return res, &job.Error{Class: job.ClassInvalidInput, Reason: "input is truncated: no output could be made", Err: err}
 		}
 		return res, fmt.Errorf("verify output: %w", err)
 	}
-	if pr.Duration == 0 {
-		// webm/mkv from a pipe carry no duration: measure the packets.
-		if pr.Duration, err = e.cfg.FFmpeg.MeasureDuration(ctx, path); err != nil {
-			return res, fmt.Errorf("verify output: %w", err)
-		}
-	}
-	res.Duration = math.Round(pr.Duration.Seconds()*1000) / 1000
-	if err := checkStreams(c, want, pr, &res); err != nil {
+	v, a := pick(spans, "video"), pick(spans, "audio")
+	report(&res, v, a)
+	if err := checkStreams(c, want, v, a); err != nil {
 		return res, err
 	}
 	// An output cut by -fs or -t: the input asked for more than the limits allow.
 	if size >= c.lim.MaxOutputBytes {
 		return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("output limit reached: %d bytes (max_output_bytes)", size)}
 	}
-	if pr.Duration >= c.lim.MaxDuration-time.Second {
-		return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("output limit reached: %s long (max_duration %s)", pr.Duration.Round(time.Second), c.lim.MaxDuration)}
+	if d := time.Duration(res.Duration * float64(time.Second)); d >= c.lim.MaxDuration-time.Second {
+		return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("output limit reached: %s long (max_duration %s)", d.Round(time.Second), c.lim.MaxDuration)}
 	}
-	if d := c.input; d > 0 {
-		tol := max(time.Second, d/50)
-		if pr.Duration < d-tol {
-			if ffmpeg.TruncatedInput(c.stderr) {
-				return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("input is truncated: only %.1fs of %.1fs could be decoded", pr.Duration.Seconds(), d.Seconds())}
-			}
-			return res, &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("output is %.1fs long, input %.1fs", pr.Duration.Seconds(), d.Seconds())}
-		}
+	if diffs := compare(c, want, v, a); len(diffs) > 0 {
+		return res, mismatch(c, diffs)
 	}
 	return res, nil
 }
 
-// checkStreams checks that the output has each stream it owes: one the output asks for and
-// the input has.
-func checkStreams(c *check, want ffmpeg.Output, pr *ffmpeg.ProbeResult, res *job.OutputResult) error {
+// pick is the file's first stream of a kind, nil if none.
+func pick(spans []ffmpeg.StreamSpan, kind string) *ffmpeg.StreamSpan {
+	for i := range spans {
+		if spans[i].Type == kind {
+			return &spans[i]
+		}
+	}
+	return nil
+}
+
+// report fills the result with what was measured.
+func report(res *job.OutputResult, v, a *ffmpeg.StreamSpan) {
+	for _, s := range []*ffmpeg.StreamSpan{v, a} {
+		if s == nil {
+			continue
+		}
+		res.Streams = append(res.Streams, job.StreamResult{Type: s.Type, Start: secs(s.Start), Duration: secs(s.Duration), Frames: s.Packets})
+		res.Duration = math.Max(res.Duration, secs(s.Duration))
+	}
+	if v != nil {
+		res.Frames, res.Width, res.Height = v.Packets, v.Width, v.Height
+	}
+	if v != nil && a != nil && v.Packets > 0 && a.Packets > 0 {
+		off := secs(v.Start - a.Start)
+		res.AVOffset = &off
+	}
+}
+
+func secs(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
+
+// checkStreams checks that the output has each stream it owes (one it asks for and the input
+// has) with frames or samples in it. An output with nothing in any stream means the input had
+// nothing to decode (an init segment, a header alone).
+func checkStreams(c *check, want ffmpeg.Output, v, a *ffmpeg.StreamSpan) error {
+	if (v == nil || v.Packets == 0) && (a == nil || a.Packets == 0) {
+		return &job.Error{Class: job.ClassInvalidInput, Reason: "nothing to decode: the input has no video frame and no audio sample"}
+	}
 	var inVideo, inAudio bool
 	if in := c.meter.Probe(); in != nil {
 		_, inVideo = in.Video()
 		_, inAudio = in.Audio()
 	}
-	if v, ok := pr.Video(); ok {
-		res.Width, res.Height = v.Width, v.Height
-	} else if want.Video != nil && inVideo {
+	if want.Video != nil && inVideo && (v == nil || v.Packets == 0) {
 		return &job.Error{Class: job.ClassInternal, Reason: "output has no video stream"}
 	}
-	if _, ok := pr.Audio(); !ok && want.Audio != nil && inAudio {
+	if want.Audio != nil && inAudio && (a == nil || a.Packets == 0) {
 		return &job.Error{Class: job.ClassInternal, Reason: "output has no audio stream"}
 	}
 	return nil
+}
+
+// compare lists how the output's streams differ from what the input and the plan promise.
+func compare(c *check, want ffmpeg.Output, v, a *ffmpeg.StreamSpan) []string {
+	var diffs []string
+	sv, sa := sources(c.meter.Probe(), want)
+	if v != nil && want.Video != nil {
+		diffs = append(diffs, compareVideo(c, want, v, sv)...)
+	}
+	if a != nil && sa != nil && sa.Duration > 0 {
+		if d := sa.Duration - (a.Duration - primed(a)); d > audioShort {
+			diffs = append(diffs, fmt.Sprintf("audio lasts %.3fs, its source %.3fs", (a.Duration-primed(a)).Seconds(), sa.Duration.Seconds()))
+		}
+	}
+	if v != nil && a != nil && sv != nil && sa != nil && sv.HasStart && sa.HasStart && v.Packets > 0 && a.Packets > 0 {
+		// A video that starts after the audio is held from the start (ffmpeg's holdFirst,
+		// as the CLI does): its offset is then 0; one that starts before keeps its lead.
+		out, in := v.Start-(a.Start+primed(a)), min(sv.Start-sa.Start, 0)
+		if (out - in).Abs() > offsetTolerance {
+			diffs = append(diffs, fmt.Sprintf("A/V offset %+.3fs, the input's %+.3fs", out.Seconds(), in.Seconds()))
+		}
+	}
+	return diffs
+}
+
+func compareVideo(c *check, want ffmpeg.Output, v *ffmpeg.StreamSpan, sv *ffmpeg.Stream) []string {
+	var diffs []string
+	capped := want.Video.FPS > 0
+	if n, dup, drop := c.meter.Frames.Load(), c.meter.Dup.Load(), c.meter.Drop.Load(); !capped && (dup > 0 || drop > 0) {
+		diffs = append(diffs, fmt.Sprintf("ffmpeg duplicated %d and dropped %d of %d frames", dup, drop, n))
+	}
+	if sv != nil && sv.Duration > 0 && !capped {
+		frame := 40 * time.Millisecond
+		if sv.FrameRate > 0 {
+			frame = time.Duration(float64(time.Second) / sv.FrameRate)
+		}
+		if v.Packets > 0 {
+			frame = max(frame, v.Duration/time.Duration(v.Packets))
+		}
+		if d := sv.Duration - v.Duration; d > max(videoFrames*frame, offsetTolerance) {
+			diffs = append(diffs, fmt.Sprintf("video lasts %.3fs, its source %.3fs", v.Duration.Seconds(), sv.Duration.Seconds()))
+		}
+	}
+	if sdr(want.Video) && (v.Transfer == "smpte2084" || v.Transfer == "arib-std-b67" || v.Primaries == "bt2020") {
+		diffs = append(diffs, fmt.Sprintf("an SDR output tagged %s/%s (HDR colours on an SDR screen)", v.Transfer, v.Primaries))
+	}
+	return diffs
+}
+
+// primed is the audio encoder's priming a fragmented mp4 shows before 0: the muxer writes no
+// edit list for it there (a plain file trims it with one), so the stream starts up to one audio
+// frame early, though its first real sample is at 0. A player drops those samples as it
+// decodes; the content is in sync.
+func primed(a *ffmpeg.StreamSpan) time.Duration {
+	if a.Start < 0 && a.Start >= -syncTolerance {
+		return -a.Start
+	}
+	return 0
+}
+
+// sdr reports whether a video output is 8-bit: SDR, to be tagged BT.709.
+func sdr(v *ffmpeg.Video) bool {
+	return v.Codec != "copy" && !strings.Contains(v.PixFmt, "10") && !strings.Contains(v.PixFmt, "12")
+}
+
+// sources are the input's streams an output is made of: its video, and the audio track the
+// plan maps.
+func sources(p *ffmpeg.ProbeResult, want ffmpeg.Output) (v, a *ffmpeg.Stream) {
+	if p == nil {
+		return nil, nil
+	}
+	if s, ok := p.Video(); ok {
+		v = &s
+	}
+	if want.Audio == nil || want.Audio.AllTracks {
+		return v, nil
+	}
+	n := 0
+	for i := range p.Streams {
+		if p.Streams[i].Type != "audio" {
+			continue
+		}
+		if n == want.Audio.Track {
+			return v, &p.Streams[i]
+		}
+		n++
+	}
+	return v, nil
+}
+
+// mismatch is the verdict on an output that differs from its input: the worker's fault
+// (internal, retried) when ffmpeg decoded the input cleanly; the input's (invalid_input) when
+// ffmpeg reported damage or the input was cut short.
+func mismatch(c *check, diffs []string) error {
+	what := strings.Join(diffs, "; ")
+	switch {
+	case ffmpeg.TruncatedInput(c.stderr):
+		return &job.Error{Class: job.ClassInvalidInput, Reason: "input is truncated: " + what}
+	case strings.TrimSpace(c.stderr) != "":
+		return &job.Error{Class: job.ClassInvalidInput, Reason: "the input is damaged (ffmpeg reported errors): " + what}
+	}
+	return &job.Error{Class: job.ClassInternal, Reason: "output differs from the input: " + what}
 }

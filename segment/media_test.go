@@ -31,8 +31,8 @@ func needFFmpeg(t *testing.T) {
 }
 
 const (
-	videoMovflags = "+frag_keyframe+empty_moov+default_base_moof+cmaf"
-	audioMovflags = "+empty_moov+default_base_moof+cmaf"
+	videoMovflags = "+frag_keyframe+delay_moov+default_base_moof+cmaf"
+	audioMovflags = "+delay_moov+default_base_moof+cmaf"
 )
 
 // encodeOutputs runs one ffmpeg process whose outputs go to pipes 3, 4, ... (as in the worker)

@@ -59,6 +59,7 @@ type fileConfig struct {
 	MaxHeight        int             `yaml:"max_height"`
 	MaxPixels        int64           `yaml:"max_pixels"`
 	MaxStreams       int             `yaml:"max_streams"`
+	MaxSideStreams   int             `yaml:"max_side_streams"`
 	MaxDuration      time.Duration   `yaml:"max_duration"`
 	MaxOutputBytes   int64           `yaml:"max_output_bytes"`
 	Threads          int             `yaml:"threads"`
@@ -208,7 +209,7 @@ func (c fileConfig) storageConfig() storage.Config {
 
 func (c fileConfig) limits() job.Limits {
 	return job.Limits{MaxWidth: c.MaxWidth, MaxHeight: c.MaxHeight, MaxPixels: c.MaxPixels,
-		MaxStreams: c.MaxStreams, MaxDuration: c.MaxDuration, MaxOutputBytes: c.MaxOutputBytes}
+		MaxStreams: c.MaxStreams, MaxSideStreams: c.MaxSideStreams, MaxDuration: c.MaxDuration, MaxOutputBytes: c.MaxOutputBytes}
 }
 
 // loadPresets returns the built-in presets plus those of the file, if any.
