@@ -86,28 +86,37 @@ func (s *fileOutput) Write(p []byte) (int, error) {
 // verify brings a faststart output from its spool file, then flushes a local output to disk
 // beside the probe, so that the commit finds nothing left to flush.
 func (s *fileOutput) verify(ctx context.Context, c *check) error {
+	probed := s.local
 	if s.want.Path != "" {
-		err := copySpool(ctx, s.want.Path, s, s.acq)
-		_ = os.Remove(s.want.Path)
-		if err != nil {
-			return err
-		}
+		probed = s.want.Path // the file ffmpeg wrote, measured while it is copied out
 	}
-	var syncErr error
+	var copyErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		if s.want.Path != "" {
+			if copyErr = copySpool(ctx, s.want.Path, s, s.acq); copyErr != nil {
+				return
+			}
+		}
 		if f, ok := s.w.(interface{ Sync() error }); ok {
 			if err := f.Sync(); err != nil {
-				syncErr = fmt.Errorf("output: %w", err)
+				copyErr = fmt.Errorf("output: %w", err)
 			}
 		}
 	})
-	var err error
-	s.res, err = s.e.verifyFile(ctx, c, s.want, s.local, s.n)
+	res, err := s.e.verifyFile(ctx, c, s.want, probed)
 	wg.Wait()
+	if s.want.Path != "" {
+		_ = os.Remove(s.want.Path)
+	}
+	s.res = res
 	s.res.Size, s.res.SHA256 = s.n, hex.EncodeToString(s.h.Sum(nil))
-	if syncErr != nil {
-		return syncErr
+	switch {
+	case copyErr != nil:
+		return copyErr
+	case s.n >= c.lim.MaxOutputBytes:
+		// Cut by -fs: the input asked for more than the limits allow.
+		return &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("output limit reached: %d bytes (max_output_bytes)", s.n)}
 	}
 	return err
 }

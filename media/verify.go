@@ -36,7 +36,7 @@ const (
 // stream lasts as long as its source stream (start offsets excluded), video and audio start
 // as far apart as in the input, and an SDR output carries no HDR colour tags. ffmpeg exits 0
 // on a truncated input, so a short output is also how a truncated input shows.
-func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, path string, size int64) (job.OutputResult, error) {
+func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, path string) (job.OutputResult, error) {
 	var res job.OutputResult
 	spans, err := e.cfg.FFmpeg.MeasureStreams(ctx, path)
 	if err != nil {
@@ -50,10 +50,8 @@ func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, p
 	if err := checkStreams(c, want, v, a); err != nil {
 		return res, err
 	}
-	// An output cut by -fs or -t: the input asked for more than the limits allow.
-	if size >= c.lim.MaxOutputBytes {
-		return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("output limit reached: %d bytes (max_output_bytes)", size)}
-	}
+	// An output cut by -t: the input asked for more than the limits allow (-fs: see the
+	// output's size).
 	if d := time.Duration(res.Duration * float64(time.Second)); d >= c.lim.MaxDuration-time.Second {
 		return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("output limit reached: %s long (max_duration %s)", d.Round(time.Second), c.lim.MaxDuration)}
 	}
