@@ -2,6 +2,7 @@ package ffmpeg
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
@@ -428,4 +429,28 @@ func isInputLine(lower string) bool {
 		}
 	}
 	return false
+}
+
+// SkippedFrames counts, in ffmpeg's stderr tail, the video frames its decoder could not make:
+// a capture that starts mid-GOP has frames before its first keyframe whose references are
+// missing ("no frame!" from H.264, "Could not find ref" from HEVC, each a frame, the repeats
+// folded into "Last message repeated N times"). A lower bound when the tail was cut.
+func SkippedFrames(stderr string) int {
+	n, last := 0, false
+	for _, line := range strings.Split(stderr, "\n") {
+		switch {
+		case strings.Contains(line, "no frame!") || strings.Contains(line, "Could not find ref with POC"):
+			n++
+			last = true
+		case last && strings.Contains(line, "Last message repeated"):
+			_, rest, _ := strings.Cut(line, "Last message repeated")
+			var k int
+			if _, err := fmt.Sscanf(rest, " %d times", &k); err == nil {
+				n += k
+			}
+		default:
+			last = false
+		}
+	}
+	return n
 }

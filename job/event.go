@@ -96,6 +96,9 @@ type Progress struct {
 
 // OutputResult describes a committed output.
 type OutputResult struct {
+	// SkippedFrames counts the input's video frames that could not be decoded and are not in
+	// the output: those before the first keyframe of a capture that starts mid-GOP.
+	SkippedFrames int `json:"skipped_frames,omitempty"`
 	// URL is the output; for a ladder, its master playlist (hls) or manifest (dash).
 	URL string `json:"url"`
 	// Kind is "hls" or "dash" for a ladder (Size then counts every segment and playlist of

@@ -92,3 +92,30 @@ func TestMidGOPCaptureDescribed(t *testing.T) {
 		t.Errorf("capture: video %+v; want 320x180", v)
 	}
 }
+
+// TestMidGOPCaptureSkipped: a broadcast capture that starts mid-GOP is transcoded from its
+// first keyframe on, and the output's result says how many frames before it were skipped.
+func TestMidGOPCaptureSkipped(t *testing.T) {
+	t.Parallel()
+	e := engine(t)
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full.ts")
+	ffmpegGen(t, "-f", "lavfi", "-i", "testsrc2=d=6:s=320x180:r=25", "-f", "lavfi", "-i", "sine=d=6:sample_rate=48000",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac", "-f", "mpegts", full)
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	capture := filepath.Join(dir, "capture.ts")
+	if err := os.WriteFile(capture, b[len(b)/188/8*188:], 0o644); err != nil { // 0.75 s in
+		t.Fatal(err)
+	}
+	_, results, err := runFile(t, e, capture)
+	if err != nil {
+		t.Fatalf("capture refused: %v", err)
+	}
+	src, _ := spans(t, capture)
+	if r := results[0]; r.SkippedFrames == 0 || r.Frames+r.SkippedFrames != src.Packets {
+		t.Errorf("result: %d frames, %d skipped; the capture has %d: want the frames before the first keyframe counted as skipped", r.Frames, r.SkippedFrames, src.Packets)
+	}
+}

@@ -151,6 +151,9 @@ type Meter struct {
 	// Frames, Dup and Drop are ffmpeg's latest counts of video frames encoded, duplicated and
 	// dropped (its first video output's, as -progress reports them).
 	Frames, Dup, Drop atomic.Int64
+	// Skipped is the number of video frames ffmpeg could not decode, once it has exited: the
+	// frames before the first keyframe of a capture that starts mid-GOP.
+	Skipped atomic.Int64
 	// Waiting is the number of the task's stages blocked on the ring right now.
 	Waiting atomic.Int32
 	// Duration is the input's, in ns, once probed; 0 while unknown.

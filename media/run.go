@@ -104,6 +104,7 @@ func (e *Engine) transcode(ctx context.Context, t *Task, p *Plan, in *input, out
 	_ = proc.Close() // the stages closed what they used; this catches the rest
 	tail := proc.StderrTail()
 	t.Meter.stderr.Store(&tail)
+	t.Meter.Skipped.Store(int64(ffmpeg.SkippedFrames(tail)))
 	if err != nil && procErr != nil && !errors.Is(procErr, ffmpeg.ErrStopped) {
 		return procErr // ffmpeg's own verdict explains more than the broken pipe it caused
 	}

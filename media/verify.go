@@ -47,6 +47,9 @@ func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, p
 	}
 	v, a := pick(spans, "video"), pick(spans, "audio")
 	report(&res, v, a)
+	if v != nil {
+		res.SkippedFrames = int(c.meter.Skipped.Load())
+	}
 	if err := checkStreams(c, want, v, a); err != nil {
 		return res, err
 	}

@@ -11,15 +11,19 @@ import (
 	"github.com/transcoder/transcoder/job"
 )
 
-// fakeTools writes an ffprobe that describes any input as a small video and an "ffmpeg" that
-// copies its stdin to its first output: a trivial stage in ffmpeg's place, so dispatch is what
-// is measured.
+// fakeTools writes an ffprobe that describes any input (and output) as a small video and an
+// "ffmpeg" that copies its stdin to its first output pipe: a trivial stage in ffmpeg's place, so
+// dispatch is what is measured.
 func fakeTools(b testing.TB) *ffmpeg.Runner {
 	b.Helper()
 	dir := b.TempDir()
+	// The output's verification reads its packets (-count_packets): one video frame.
 	probe := `#!/bin/sh
 cat >/dev/null 2>&1
-echo '{"format":{"format_name":"mov","duration":"0"},"streams":[{"index":0,"codec_type":"video","codec_name":"h264","width":320,"height":240}]}'
+case "$*" in
+*-count_packets*) echo 'stream|index=0|codec_type=video|width=320|height=240|start_time=0.000000|duration=0.040000|nb_read_packets=1' ;;
+*) echo '{"format":{"format_name":"mov","duration":"0"},"streams":[{"index":0,"codec_type":"video","codec_name":"h264","width":320,"height":240}]}' ;;
+esac
 `
 	mpeg := "#!/bin/sh\nexec cat >&3\n"
 	for name, body := range map[string]string{"ffprobe": probe, "ffmpeg": mpeg} {
@@ -45,7 +49,9 @@ func BenchmarkDispatch(b *testing.B) {
 		b.Fatal(err)
 	}
 	mk := func(i int) *job.Job {
-		return &job.Job{Input: fileURL(in), Preset: "h264-480p", Outputs: []job.Output{{URL: fileURL(filepath.Join(dir, fmt.Sprintf("o%d.mp4", i)))}}}
+		// mkv streams out of its pipe (an mp4 is written by ffmpeg to a file, which the fake
+		// does not do).
+		return &job.Job{Input: fileURL(in), Preset: "h264-480p", Outputs: []job.Output{{URL: fileURL(filepath.Join(dir, fmt.Sprintf("o%d.mkv", i))), Container: "mkv"}}}
 	}
 	// Warm up the consumer and the state bucket.
 	_, done := r.submit(b, mk(-1))

@@ -384,7 +384,7 @@ func benchFleet(b *testing.B, workers int) {
 	submit := func() string {
 		seq++
 		j := &job.Job{Input: fileURL(in), Preset: "h264-480p",
-			Outputs: []job.Output{{URL: fileURL(filepath.Join(dir, fmt.Sprintf("o%d.mp4", seq)))}}}
+			Outputs: []job.Output{{URL: fileURL(filepath.Join(dir, fmt.Sprintf("o%d.mkv", seq))), Container: "mkv"}}} // streamed: see fakeTools
 		worker.Prepare(j)
 		f.mu.Lock()
 		f.published[j.ID] = time.Now()
