@@ -7,6 +7,11 @@
 //
 //	engine.go   Config, Engine, Task (job, attempt, reservation), Observer, Meter
 //	input.go    the input stage: open, head, probe, spool; owns the head's buffers
+//	mp4head.go, colourhead.go, sniff.go, capture.go
+//	            what the head tells before any probe: an mp4 index at the end (spool), 8-bit
+//	            SDR H.264 (no probe needed before ffmpeg), a multi-programme TS, a capture
+//	            whose first keyframe is beyond the head
+//	claims.go   the media checks, with the input's length measured, not taken from its header
 //	plan.go     the one plan: outputs of an explicit Kind and the final ffmpeg spec
 //	run.go      Run: input -> ffmpeg -> outputs as pipeline stages; probe beside ffmpeg
 //	output.go   the output interface (writers, verify, publish, abort, unpublish) and the
@@ -14,7 +19,7 @@
 //	file.go     a file or remote object (faststart included)
 //	ladder.go   an HLS or DASH ladder: CMAF segments published as they complete
 //	images.go   a poster, spread thumbnails or a sprite sheet
-//	verify.go   checks of a file output before it is published
+//	verify.go   per-stream checks of a file output before it is published, and its report
 //	explain.go  the argv a task would run, without running it
 //
 // Errors are classified for the worker: *job.Error carries its class; the ffmpeg and storage
