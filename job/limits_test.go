@@ -127,15 +127,7 @@ func TestCheckMediaBombs(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			err := j.CheckMedia(p, &c.probe, c.lim)
-			if c.want == "" {
-				if err != nil {
-					t.Fatalf("CheckMedia = %v, want nil", err)
-				}
-				return
-			}
-			if !errors.Is(err, job.ErrUnsupportedMedia) || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("CheckMedia = %v, want ErrUnsupportedMedia saying %q", err, c.want)
-			}
+			wantMediaErr(t, err, c.want)
 		})
 	}
 }
@@ -181,5 +173,20 @@ func TestPlanOutputCaps(t *testing.T) {
 		if i := slices.Index(args, "-max_pixels"); i < 0 || args[i+1] != "35389440" {
 			t.Errorf("no -max_pixels 35389440 in %q", args)
 		}
+	}
+}
+
+// wantMediaErr: CheckMedia's verdict is nil when want is "", else ErrUnsupportedMedia saying
+// want.
+func wantMediaErr(t *testing.T, err error, want string) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatalf("CheckMedia = %v, want nil", err)
+		}
+		return
+	}
+	if !errors.Is(err, job.ErrUnsupportedMedia) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("CheckMedia = %v, want ErrUnsupportedMedia saying %q", err, want)
 	}
 }

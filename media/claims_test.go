@@ -70,20 +70,8 @@ func TestHeaderClaimsMeasured(t *testing.T) {
 func TestMidGOPCaptureDescribed(t *testing.T) {
 	t.Parallel()
 	e := engine(t)
-	dir := t.TempDir()
-	full := filepath.Join(dir, "full.ts")
 	// Noise makes every frame large: the second keyframe (4 s in) is about 7.5 MB in.
-	ffmpegGen(t, "-f", "lavfi", "-i", "testsrc2=d=5:s=320x180:r=25,noise=alls=40:allf=t", "-f", "lavfi", "-i", "sine=d=5:sample_rate=48000",
-		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "12", "-g", "100", "-c:a", "aac", "-f", "mpegts", full)
-	b, err := os.ReadFile(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cut := len(b) / 188 / 10 * 188 // 0.5 s in: mid-GOP
-	capture := filepath.Join(dir, "capture.ts")
-	if err := os.WriteFile(capture, b[cut:], 0o644); err != nil {
-		t.Fatal(err)
-	}
+	capture := midGOPCapture(t, 10, "testsrc2=d=5:s=320x180:r=25,noise=alls=40:allf=t", "-qp", "12", "-g", "100") // 0.5 s in
 	ex, err := explainTask(t, e, capture)
 	if err != nil {
 		t.Fatalf("capture: %v", err)
@@ -98,18 +86,7 @@ func TestMidGOPCaptureDescribed(t *testing.T) {
 func TestMidGOPCaptureSkipped(t *testing.T) {
 	t.Parallel()
 	e := engine(t)
-	dir := t.TempDir()
-	full := filepath.Join(dir, "full.ts")
-	ffmpegGen(t, "-f", "lavfi", "-i", "testsrc2=d=6:s=320x180:r=25", "-f", "lavfi", "-i", "sine=d=6:sample_rate=48000",
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac", "-f", "mpegts", full)
-	b, err := os.ReadFile(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	capture := filepath.Join(dir, "capture.ts")
-	if err := os.WriteFile(capture, b[len(b)/188/8*188:], 0o644); err != nil { // 0.75 s in
-		t.Fatal(err)
-	}
+	capture := midGOPCapture(t, 8, "testsrc2=d=6:s=320x180:r=25", "-g", "50") // 0.75 s in
 	_, results, err := runFile(t, e, capture)
 	if err != nil {
 		t.Fatalf("capture refused: %v", err)
@@ -118,4 +95,25 @@ func TestMidGOPCaptureSkipped(t *testing.T) {
 	if r := results[0]; r.SkippedFrames == 0 || r.Frames+r.SkippedFrames != src.Packets {
 		t.Errorf("result: %d frames, %d skipped; the capture has %d: want the frames before the first keyframe counted as skipped", r.Frames, r.SkippedFrames, src.Packets)
 	}
+}
+
+// midGOPCapture makes an MPEG-TS of video (a lavfi source, x264 with x264Args) and 48 kHz audio
+// and cuts it at the 188-byte packet boundary 1/part of the way in: a capture that starts
+// mid-GOP.
+func midGOPCapture(t *testing.T, part int, video string, x264Args ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full.ts")
+	args := []string{"-f", "lavfi", "-i", video, "-f", "lavfi", "-i", "sine=d=6:sample_rate=48000", "-shortest", "-c:v", "libx264", "-preset", "ultrafast"}
+	args = append(append(args, x264Args...), "-c:a", "aac", "-f", "mpegts", full)
+	ffmpegGen(t, args...)
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	capture := filepath.Join(dir, "capture.ts")
+	if err := os.WriteFile(capture, b[len(b)/188/part*188:], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return capture
 }

@@ -32,15 +32,11 @@ func (e *Engine) Explain(ctx context.Context, t *Task) (*Explanation, error) {
 		}
 		t.Buffers = pool
 	}
-	in, err := e.openInput(ctx, t, true)
+	in, p, err := e.prepared(ctx, t, true)
 	if err != nil {
 		return nil, err
 	}
 	defer in.close()
-	p, err := e.plan(t, in)
-	if err != nil {
-		return nil, err
-	}
 	ex := &Explanation{Spooled: in.path != "", Plan: p, Probe: in.probe}
 	if ex.Argv, err = e.cfg.FFmpeg.Args(p.Spec); err != nil {
 		return nil, err

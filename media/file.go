@@ -237,11 +237,24 @@ func (a objects) join(prefix, name string) (string, error) {
 const takeBackTimeout = 30 * time.Second
 
 // published is what an output of many objects (a ladder, thumbnails) has made visible so far,
-// so that an aborted attempt can take it back. Safe for concurrent use: a ladder's renditions
-// record from their own goroutines.
+// so that an aborted attempt, or a later output's failure, can take it back. Safe for
+// concurrent use: a ladder's renditions record from their own goroutines.
 type published struct {
 	mu   sync.Mutex
 	urls []string
+	out  bool // the output exists (its playlist or index is out): abort leaves it alone
+}
+
+// exists marks the output complete: from now on only unpublish takes it back.
+func (p *published) exists() { p.out = true }
+
+// unpublish takes back a complete output, and returns what it removed.
+func (p *published) unpublish(ctx context.Context, store objStore) []string {
+	if !p.out {
+		return nil
+	}
+	p.out = false
+	return p.takeBack(ctx, store)
 }
 
 func (p *published) record(url string) {

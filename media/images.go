@@ -36,7 +36,6 @@ type imageSink struct {
 	size    int64
 	sum     hash.Hash     // of the poster or sprite image, for the result
 	input   time.Duration // the input's, for a sprite's cues
-	done    bool          // published
 }
 
 func newImageSink(ctx context.Context, store objStore, url string, im *ffmpeg.Images, out *atomic.Int64, first func()) *imageSink {
@@ -122,7 +121,7 @@ func (s *imageSink) verify(_ context.Context, c *check) error {
 func (s *imageSink) publish(_ context.Context) (job.OutputResult, error) {
 	res, err := s.commit(s.input)
 	if err == nil {
-		s.done = true
+		s.written.exists()
 	}
 	return res, err
 }
@@ -185,7 +184,7 @@ func (s *imageSink) commit(duration time.Duration) (job.OutputResult, error) {
 
 // abort takes back what this attempt published and discards the rest.
 func (s *imageSink) abort() {
-	if s.done {
+	if s.written.out {
 		return
 	}
 	for _, w := range []objWriter{s.cur, s.pending} {
@@ -199,9 +198,5 @@ func (s *imageSink) abort() {
 
 // unpublish takes back every published image (and a sprite's index).
 func (s *imageSink) unpublish(ctx context.Context) []string {
-	if !s.done {
-		return nil
-	}
-	s.done = false
-	return s.written.takeBack(ctx, s.store)
+	return s.written.unpublish(ctx, s.store)
 }

@@ -45,8 +45,7 @@ type ladderSink struct {
 	rends  []*rendition
 	out    *atomic.Int64
 	// written is every object published so far (segments from the moment they are created).
-	written published
-	done    bool // the master playlist is out: the output exists
+	written published // exists once the master playlist is out
 }
 
 // rendition is one stream of a ladder and the segment.Handler of its Segmenter.
@@ -259,7 +258,7 @@ func (l *ladderSink) publish(_ context.Context) (job.OutputResult, error) {
 		return res, fmt.Errorf("publish %s: %w", l.kind, err)
 	}
 	res.Kind = l.kind
-	l.done = true
+	l.written.exists()
 	return res, nil
 }
 
@@ -370,7 +369,7 @@ func frameRate(r *rendition) float64 {
 
 // abort takes back every object this attempt published; the current segments are discarded.
 func (l *ladderSink) abort() {
-	if l.done {
+	if l.written.out {
 		return
 	}
 	for _, r := range l.rends {
@@ -385,9 +384,5 @@ func (l *ladderSink) abort() {
 
 // unpublish takes back the whole published ladder, master playlist first.
 func (l *ladderSink) unpublish(ctx context.Context) []string {
-	if !l.done {
-		return nil
-	}
-	l.done = false
-	return l.written.takeBack(ctx, l.store)
+	return l.written.unpublish(ctx, l.store)
 }

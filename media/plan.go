@@ -1,6 +1,7 @@
 package media
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 
@@ -42,6 +43,21 @@ type PlannedOutput struct {
 	job.PlannedOutput
 	Kind Kind
 	URL  string
+}
+
+// prepared opens the task's input stage and plans the task against it: what Run and Explain
+// share, so that explain shows what runs. On error nothing is left open.
+func (e *Engine) prepared(ctx context.Context, t *Task, explain bool) (*input, *Plan, error) {
+	in, err := e.openInput(ctx, t, explain)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := e.plan(t, in)
+	if err != nil {
+		in.close()
+		return nil, nil, err
+	}
+	return in, p, nil
 }
 
 // plan resolves the task against its input (probe may be nil when the job does not need it

@@ -22,15 +22,11 @@ import (
 // behind, and tells what it took back (RolledBackError).
 func (e *Engine) Run(ctx context.Context, t *Task) ([]job.OutputResult, error) {
 	t = t.metered()
-	in, err := e.openInput(ctx, t, false)
+	in, p, err := e.prepared(ctx, t, false)
 	if err != nil {
 		return nil, err
 	}
 	defer in.close()
-	p, err := e.plan(t, in)
-	if err != nil {
-		return nil, err
-	}
 	outs, err := e.createOutputs(ctx, t, p)
 	if err != nil {
 		return nil, err
