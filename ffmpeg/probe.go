@@ -227,33 +227,7 @@ func (r *Runner) probe(ctx context.Context, cmd *exec.Cmd, args []string, starte
 // -show_streams". Absent or "N/A" numbers are zero.
 func ParseProbe(jsonBytes []byte) (*ProbeResult, error) {
 	var raw struct {
-		Streams []struct {
-			Index          int               `json:"index"`
-			CodecType      string            `json:"codec_type"`
-			CodecName      string            `json:"codec_name"`
-			Width          int               `json:"width"`
-			Height         int               `json:"height"`
-			PixFmt         string            `json:"pix_fmt"`
-			SAR            string            `json:"sample_aspect_ratio"`
-			AvgFrameRate   string            `json:"avg_frame_rate"`
-			FieldOrder     string            `json:"field_order"`
-			Channels       int               `json:"channels"`
-			SampleRate     string            `json:"sample_rate"`
-			ColorTransfer  string            `json:"color_transfer"`
-			ColorPrimaries string            `json:"color_primaries"`
-			ColorSpace     string            `json:"color_space"`
-			ColorRange     string            `json:"color_range"`
-			Duration       string            `json:"duration"`
-			StartTime      string            `json:"start_time"`
-			Tags           map[string]string `json:"tags"`
-			Disposition    map[string]int    `json:"disposition"`
-			SideData       []struct {
-				Type      string   `json:"side_data_type"`
-				Rotation  *float64 `json:"rotation"`
-				DVProfile int      `json:"dv_profile"`
-				DVCompat  int      `json:"dv_bl_signal_compatibility_id"`
-			} `json:"side_data_list"`
-		} `json:"streams"`
+		Streams  []rawStream `json:"streams"`
 		Programs []struct {
 			ID      int `json:"program_id"`
 			Streams []struct {
@@ -285,61 +259,95 @@ func ParseProbe(jsonBytes []byte) (*ProbeResult, error) {
 		res.Programs = append(res.Programs, prog)
 	}
 	for _, s := range raw.Streams {
-		st := Stream{
-			Index:       s.Index,
-			Type:        s.CodecType,
-			Codec:       s.CodecName,
-			Width:       s.Width,
-			Height:      s.Height,
-			PixFmt:      s.PixFmt,
-			SAR:         s.SAR,
-			FrameRate:   rational(s.AvgFrameRate),
-			FieldOrder:  s.FieldOrder,
-			Channels:    s.Channels,
-			SampleRate:  int(parseInt(s.SampleRate)),
-			Duration:    seconds(s.Duration),
-			AttachedPic: s.Disposition["attached_pic"] == 1,
-			Default:     s.Disposition["default"] == 1,
-
-			ColorTransfer: s.ColorTransfer, ColorPrimaries: s.ColorPrimaries,
-			ColorSpace: s.ColorSpace, ColorRange: s.ColorRange,
-		}
-		if v, err := strconv.ParseFloat(s.StartTime, 64); err == nil && math.Abs(v) < maxClock.Seconds() {
-			st.Start, st.HasStart = time.Duration(math.Round(v*1e9)), true
-		}
-		if st.Duration == 0 {
-			// DURATION, else the longest DURATION-<lang>: the same answer whatever the
-			// map order.
-			for k, v := range s.Tags {
-				if !strings.HasPrefix(strings.ToUpper(k), "DURATION") {
-					continue
-				}
-				if d, ok := parseClock(v); ok && (strings.EqualFold(k, "DURATION") || d > st.Duration) {
-					st.Duration = d
-					if strings.EqualFold(k, "DURATION") {
-						break
-					}
-				}
-			}
-		}
-		rot, found := 0.0, false
-		for _, sd := range s.SideData {
-			if sd.Type == "Display Matrix" && sd.Rotation != nil {
-				rot, found = -*sd.Rotation, true
-			}
-			if sd.Type == "DOVI configuration record" {
-				st.DVProfile, st.DVCompat = sd.DVProfile, sd.DVCompat
-			}
-		}
-		if !found {
-			if v, ok := s.Tags["rotate"]; ok {
-				rot = parseFloat(v)
-			}
-		}
-		st.Rotation = normRotation(rot)
-		res.Streams = append(res.Streams, st)
+		res.Streams = append(res.Streams, s.stream())
 	}
 	return res, nil
+}
+
+// rawStream is one stream of ffprobe's JSON.
+type rawStream struct {
+	Index          int               `json:"index"`
+	CodecType      string            `json:"codec_type"`
+	CodecName      string            `json:"codec_name"`
+	Width          int               `json:"width"`
+	Height         int               `json:"height"`
+	PixFmt         string            `json:"pix_fmt"`
+	SAR            string            `json:"sample_aspect_ratio"`
+	AvgFrameRate   string            `json:"avg_frame_rate"`
+	FieldOrder     string            `json:"field_order"`
+	Channels       int               `json:"channels"`
+	SampleRate     string            `json:"sample_rate"`
+	ColorTransfer  string            `json:"color_transfer"`
+	ColorPrimaries string            `json:"color_primaries"`
+	ColorSpace     string            `json:"color_space"`
+	ColorRange     string            `json:"color_range"`
+	Duration       string            `json:"duration"`
+	StartTime      string            `json:"start_time"`
+	Tags           map[string]string `json:"tags"`
+	Disposition    map[string]int    `json:"disposition"`
+	SideData       []struct {
+		Type      string   `json:"side_data_type"`
+		Rotation  *float64 `json:"rotation"`
+		DVProfile int      `json:"dv_profile"`
+		DVCompat  int      `json:"dv_bl_signal_compatibility_id"`
+	} `json:"side_data_list"`
+}
+
+// stream is what the worker needs of a raw stream.
+func (s rawStream) stream() Stream {
+	st := Stream{
+		Index:       s.Index,
+		Type:        s.CodecType,
+		Codec:       s.CodecName,
+		Width:       s.Width,
+		Height:      s.Height,
+		PixFmt:      s.PixFmt,
+		SAR:         s.SAR,
+		FrameRate:   rational(s.AvgFrameRate),
+		FieldOrder:  s.FieldOrder,
+		Channels:    s.Channels,
+		SampleRate:  int(parseInt(s.SampleRate)),
+		Duration:    seconds(s.Duration),
+		AttachedPic: s.Disposition["attached_pic"] == 1,
+		Default:     s.Disposition["default"] == 1,
+
+		ColorTransfer: s.ColorTransfer, ColorPrimaries: s.ColorPrimaries,
+		ColorSpace: s.ColorSpace, ColorRange: s.ColorRange,
+	}
+	if v, err := strconv.ParseFloat(s.StartTime, 64); err == nil && math.Abs(v) < maxClock.Seconds() {
+		st.Start, st.HasStart = time.Duration(math.Round(v*1e9)), true
+	}
+	if st.Duration == 0 {
+		// DURATION, else the longest DURATION-<lang>: the same answer whatever the
+		// map order.
+		for k, v := range s.Tags {
+			if !strings.HasPrefix(strings.ToUpper(k), "DURATION") {
+				continue
+			}
+			if d, ok := parseClock(v); ok && (strings.EqualFold(k, "DURATION") || d > st.Duration) {
+				st.Duration = d
+				if strings.EqualFold(k, "DURATION") {
+					break
+				}
+			}
+		}
+	}
+	rot, found := 0.0, false
+	for _, sd := range s.SideData {
+		if sd.Type == "Display Matrix" && sd.Rotation != nil {
+			rot, found = -*sd.Rotation, true
+		}
+		if sd.Type == "DOVI configuration record" {
+			st.DVProfile, st.DVCompat = sd.DVProfile, sd.DVCompat
+		}
+	}
+	if !found {
+		if v, ok := s.Tags["rotate"]; ok {
+			rot = parseFloat(v)
+		}
+	}
+	st.Rotation = normRotation(rot)
+	return st
 }
 
 // normRotation rounds to a quarter turn in [0, 360).

@@ -109,6 +109,32 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 		_ = msg.Term()
 		return
 	}
+	r, jerr := w.newRun(msg, meta)
+	ctx, cancel := context.WithCancelCause(w.workCtx)
+	defer cancel(nil)
+	r.cancel = cancel
+	// Settling must outlive a hard stop: it is how the job gets back to the queue.
+	settleCtx := context.WithoutCancel(ctx)
+	if jerr != nil {
+		w.settle(settleCtx, r.log, r, nil, &job.Error{Class: job.ClassInvalidJob, Reason: jerr.Error(), Err: jerr})
+		return
+	}
+	if !w.admit(ctx, settleCtx, r, meta) {
+		return
+	}
+	if !w.register(r) {
+		// The same job is already running here (a redelivery after a missed heartbeat): let
+		// the running attempt settle it.
+		r.log.Warn("job already running on this worker; dropping duplicate delivery")
+		return
+	}
+	defer w.unregister(r)
+	w.runJob(ctx, settleCtx, r, res)
+}
+
+// newRun decodes and validates a delivery; the run is usable (its id, to report on) even when
+// the job is not.
+func (w *Worker) newRun(msg jetstream.Msg, meta *jetstream.MsgMetadata) (*run, error) {
 	r := &run{attempt: int(meta.NumDelivered), msg: msg, started: time.Now(), w: w}
 	j, jerr := job.Decode(msg.Data())
 	r.id = jobID(j, msg, meta)
@@ -120,88 +146,86 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 	if j == nil {
 		r.job = &job.Job{ID: r.id}
 	}
-	log := w.log.With("job", r.id, "attempt", r.attempt)
-	r.log = log
-	ctx, cancel := context.WithCancelCause(w.workCtx)
-	defer cancel(nil)
-	r.cancel = cancel
+	r.log = w.log.With("job", r.id, "attempt", r.attempt)
+	return r, jerr
+}
 
-	// Settling must outlive a hard stop: it is how the job gets back to the queue.
-	settleCtx := context.WithoutCancel(ctx)
-
-	if jerr != nil {
-		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassInvalidJob, Reason: jerr.Error(), Err: jerr})
-		return
-	}
+// admit decides whether this delivery runs here: not a duplicate of a running attempt, within
+// the delivery limit, not canceled or already done, and with every encoder it needs. A
+// delivery that does not run is settled (or left to the running attempt) here.
+func (w *Worker) admit(ctx, settleCtx context.Context, r *run, meta *jetstream.MsgMetadata) bool {
 	// A redelivery of a job still running here (a heartbeat lost on the way) is the running
 	// attempt's to settle; it must not count against the delivery limit either.
 	w.mu.Lock()
 	dup := w.running[r.id] != nil
 	w.mu.Unlock()
 	if dup {
-		log.Warn("job already running on this worker; dropping duplicate delivery")
-		return
+		r.log.Warn("job already running on this worker; dropping duplicate delivery")
+		return false
 	}
 	st, _ := w.status(ctx, r.id)
 	if st != nil {
 		r.passed, r.stopped = st.Passed, st.Stopped
 	}
 	if r.counted() > w.cfg.MaxDeliver {
-		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("delivery limit reached: %d deliveries, the last ones did not finish (worker killed?)", r.counted()-1)})
-		return
+		w.settle(settleCtx, r.log, r, nil, &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("delivery limit reached: %d deliveries, the last ones did not finish (worker killed?)", r.counted()-1)})
+		return false
 	}
 	switch {
 	case st != nil && st.CancelRequested:
-		w.settle(settleCtx, log, r, nil, &job.Error{Class: job.ClassCanceled, Reason: "canceled before it started", Err: ErrCanceled})
-		return
+		w.settle(settleCtx, r.log, r, nil, &job.Error{Class: job.ClassCanceled, Reason: "canceled before it started", Err: ErrCanceled})
+		return false
 	case st != nil && st.State == job.StateSucceeded && r.attempt > 1 && w.committed(ctx, st.Outputs):
 		// Redelivered after its outputs were committed and verified (the ack was lost): done.
 		// The worker may have died between the state and the event: the event must be out.
-		log.Info("already succeeded and outputs in place; acknowledging redelivery")
+		r.log.Info("already succeeded and outputs in place; acknowledging redelivery")
 		if !w.lastEventIs(ctx, r.id, job.EventSucceeded) {
 			w.emit(settleCtx, r, job.Event{Type: job.EventSucceeded, Outputs: st.Outputs})
 		}
-		_ = msg.Ack()
-		return
+		_ = r.msg.Ack()
+		return false
 	case st == nil:
 		w.emit(ctx, r, job.Event{Type: job.EventQueued, Time: meta.Timestamp})
 	}
-
-	if need := w.missing(ctx, j); len(need) > 0 {
-		handled, err := w.routeByCapability(ctx, r, st, need)
-		if handled {
-			return
+	if need := w.missing(ctx, r.job); len(need) > 0 {
+		if handled, err := w.routeByCapability(ctx, r, st, need); !handled {
+			w.settle(settleCtx, r.log, r, nil, err)
 		}
-		w.settle(settleCtx, log, r, nil, err)
-		return
+		return false
 	}
+	return true
+}
 
+// register records the run as running here; false if the job already runs here.
+func (w *Worker) register(r *run) bool {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.running[r.id] != nil {
-		w.mu.Unlock()
-		// The same job is already running here (a redelivery after a missed heartbeat): let
-		// the running attempt settle it.
-		log.Warn("job already running on this worker; dropping duplicate delivery")
-		return
+		return false
 	}
 	w.running[r.id] = r
-	w.mu.Unlock()
 	w.metrics.running.Inc()
 	if r.attempt > 1 {
 		w.metrics.redelivered.Inc()
 	}
-	defer func() {
-		w.mu.Lock()
-		delete(w.running, r.id)
-		w.mu.Unlock()
-		w.metrics.running.Dec()
-	}()
+	return true
+}
 
+func (w *Worker) unregister(r *run) {
+	w.mu.Lock()
+	delete(w.running, r.id)
+	w.mu.Unlock()
+	w.metrics.running.Dec()
+}
+
+// runJob runs an admitted delivery, with its deadline and its watch (heartbeats, stall,
+// progress), and settles it.
+func (w *Worker) runJob(ctx, settleCtx context.Context, r *run, res *bufpool.Reservation) {
 	// Until the probe tells the input's length, the cap (or the job's own timeout) applies.
-	r.deadline = time.AfterFunc(w.timeout(j, 0), func() { cancel(ErrTimeout) })
+	r.deadline = time.AfterFunc(w.timeout(r.job, 0), func() { r.cancel(ErrTimeout) })
 	defer r.deadline.Stop()
 
-	log.Info("job started", "input", j.Input, "outputs", len(j.Outputs))
+	r.log.Info("job started", "input", r.job.Input, "outputs", len(r.job.Outputs))
 	w.setStatus(ctx, r, job.StateRunning, nil, nil)
 	w.emit(ctx, r, job.Event{Type: job.EventStarted})
 
@@ -217,7 +241,7 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		err = errors.Join(cause, err)
 	}
-	w.settle(settleCtx, log, r, outs, err)
+	w.settle(settleCtx, r.log, r, outs, err)
 }
 
 // committed reports whether every output of a succeeded attempt is still in place, as recorded:
