@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -124,25 +125,11 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 		return err
 	}
 	if cfg.MetricsAddr != "" {
-		srv := &http.Server{Addr: cfg.MetricsAddr, Handler: w.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		l, err := net.Listen("tcp", cfg.MetricsAddr)
+		stop, err := serveMetrics(cfg.MetricsAddr, w.Handler(), log)
 		if err != nil {
-			return fmt.Errorf("metrics: %w", err)
+			return err
 		}
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Warn("metrics server", "err", err)
-			}
-		}()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-			<-served
-		}()
-		log.Info("metrics served", "addr", l.Addr().String())
+		defer stop()
 	}
 	fmt.Fprintf(stdout, "worker %s ready on %s\nsubmit a job:  transcoder submit --nats %s INPUT --preset h264-720p -o OUTPUT.mp4 --wait\n",
 		w.ID(), url, strings.Split(url, ",")[0])
@@ -167,6 +154,29 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 		log.Warn("jobs were stopped and handed back", "err", err)
 	}
 	return nil
+}
+
+// serveMetrics serves h on addr until stop, which waits for the server's goroutine.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics server", "err", err)
+		}
+	}()
+	log.Info("metrics served", "addr", l.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-served
+	}, nil
 }
 
 func writeJSON(w io.Writer, v any, indent bool) error {
