@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 // worker, the ring and pipes, interleaved. It reports the wall-time ratio b/a (medians) and the
 // time-to-first-output-byte difference b-a. (a)'s output goes to a pipe that is drained into a
 // file, so its first byte can be timed; (b) is timed from the publish to the succeeded event,
-// so it includes dispatch, the probe, verification and the rename.
+// so it includes dispatch, the probe, verification and the rename. cpu-ratio-vs-ffmpeg is the
+// same ratio of CPU time (the ffmpeg and ffprobe processes, and the worker's own): on a shared
+// machine it moves far less from run to run than wall time does.
 func BenchmarkTranscodeOverhead(b *testing.B) {
 	cases := []struct {
 		name    string
@@ -55,16 +58,20 @@ func BenchmarkTranscodeOverhead(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var wallA, wallB, ttfbA, ttfbB []time.Duration
+			var wallA, wallB, ttfbA, ttfbB, cpuA, cpuB []time.Duration
 			b.ResetTimer()
 			for i := range b.N {
+				c0 := cpuTime(b)
 				wa, fa := runPlain(b, plain, filepath.Join(dir, fmt.Sprintf("plain-%d%s", i, ext)))
-				wallA, ttfbA = append(wallA, wa), append(ttfbA, fa)
+				c1 := cpuTime(b)
+				wallA, ttfbA, cpuA = append(wallA, wa), append(ttfbA, fa), append(cpuA, c1.children-c0.children)
 
 				start := time.Now()
 				id, done := r.submit(b, mkJob(fmt.Sprintf("job-%d", i)))
 				wait(b, done)
 				wallB = append(wallB, time.Since(start))
+				c2 := cpuTime(b)
+				cpuB = append(cpuB, c2.children-c1.children+c2.self-c1.self)
 				_, first := r.milestones(id)
 				ttfbB = append(ttfbB, first.Sub(start))
 				_ = os.Remove(filepath.Join(dir, fmt.Sprintf("plain-%d%s", i, ext)))
@@ -73,6 +80,7 @@ func BenchmarkTranscodeOverhead(b *testing.B) {
 			b.StopTimer()
 			ma, mb := median(wallA), median(wallB)
 			b.ReportMetric(float64(mb)/float64(ma), "ratio-vs-ffmpeg")
+			b.ReportMetric(float64(median(cpuB))/float64(median(cpuA)), "cpu-ratio-vs-ffmpeg")
 			b.ReportMetric(float64(median(ttfbB)-median(ttfbA))/1e6, "ttfb-delta-ms")
 			b.ReportMetric(float64(ma)/1e6, "ffmpeg-ms")
 			b.ReportMetric(float64(mb)/1e6, "worker-ms")
@@ -162,6 +170,24 @@ func runPlain(b *testing.B, args []string, path string) (wall, ttfb time.Duratio
 		b.Fatalf("plain ffmpeg: %v: %s", err, stderr.b)
 	}
 	return time.Since(start), ttfb
+}
+
+// cpu is the CPU time (user and system) of this process and of its children that have ended.
+type cpu struct{ self, children time.Duration }
+
+func cpuTime(b *testing.B) cpu {
+	b.Helper()
+	var self, kids syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &self); err != nil {
+		b.Fatal(err)
+	}
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids); err != nil {
+		b.Fatal(err)
+	}
+	t := func(r *syscall.Rusage) time.Duration {
+		return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+	}
+	return cpu{self: t(&self), children: t(&kids)}
 }
 
 type tail struct{ b []byte }
