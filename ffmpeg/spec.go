@@ -90,6 +90,9 @@ type Output struct {
 	// Images, when set, makes the output a stream of JPEG images (thumbnails: a poster, frames
 	// or a sprite sheet, see Images); Container, Video and Audio must then be empty.
 	Images *Images
+	// Window, when set, makes the output a chunk of a split job: video only, in MPEG-TS, the
+	// frames of the window on the input's clock (Spec.CopyTS), stitchable (see split.go).
+	Window *Window
 }
 
 // Spec is one ffmpeg run: one input, one or more outputs.
@@ -108,6 +111,11 @@ type Spec struct {
 	// Program, when > 0, takes every stream from that programme of the input (its program_id,
 	// ffmpeg's p:N): one channel of a broadcast multiplex. 0 takes them from the whole input.
 	Program int
+	// CopyTS keeps the input's timestamps as they are (-copyts): a split job's chunks.
+	CopyTS bool
+	// AudioInput, when set, is where the outputs' audio comes from (a split job's stitch: the
+	// video is the concatenated chunks, the audio encoded once).
+	AudioInput *AudioInput
 }
 
 // MaxProgram is the largest Spec.Program: MPEG-TS programme numbers are 16 bits.
@@ -288,7 +296,18 @@ func (s Spec) args(threads int) ([]string, error) {
 	if s.MaxPixels > 0 {
 		a = append(a, "-max_pixels", strconv.FormatInt(s.MaxPixels, 10))
 	}
+	if s.CopyTS {
+		a = append(a, "-copyts")
+	}
 	a = append(a, inputArgs(s.Input)...)
+	audioFrom := inputStreams(s.Program)
+	if ai := s.AudioInput; ai != nil {
+		if ai.Offset != 0 {
+			a = append(a, "-itsoffset", strconv.FormatFloat(ai.Offset.Seconds(), 'f', -1, 64))
+		}
+		a = append(a, inputArgs(Input{Path: ai.Path})...)
+		audioFrom = "1:"
+	}
 	labels := make([]string, len(s.Outputs))
 	if s.SplitVideo {
 		var graph string
@@ -298,7 +317,7 @@ func (s Spec) args(threads int) ([]string, error) {
 		}
 	}
 	for i, o := range s.Outputs {
-		a = appendOutput(a, o, threads, labels[i], s.Program)
+		a = appendOutput(a, o, threads, labels[i], s.Program, audioFrom)
 		if o.Path != "" {
 			a = append(a, "-y", "file:"+o.Path)
 			continue
@@ -426,7 +445,7 @@ func videoStream(program int) string { return inputStreams(program) + "V:0" }
 
 // appendOutput adds output o's options; label, when set, is the filter graph pad its video
 // comes from (see SplitVideo); program is Spec.Program.
-func appendOutput(a []string, o Output, threads int, label string, program int) []string {
+func appendOutput(a []string, o Output, threads int, label string, program int, audioFrom string) []string {
 	if o.Images != nil {
 		return appendImageCaps(appendImages(a, o.Images, threads, program), o)
 	}
@@ -438,18 +457,25 @@ func appendOutput(a []string, o Output, threads int, label string, program int) 
 	}
 	if o.Audio != nil {
 		if o.Audio.AllTracks {
-			a = append(a, "-map", inputStreams(program)+"a?")
+			a = append(a, "-map", audioFrom+"a?")
 		} else {
-			a = append(a, "-map", inputStreams(program)+"a:"+strconv.Itoa(o.Audio.Track)+"?")
+			a = append(a, "-map", audioFrom+"a:"+strconv.Itoa(o.Audio.Track)+"?")
 		}
 	}
 	if v := o.Video; v != nil {
 		a = append(a, "-c:v", v.Codec)
 		if v.Codec != "copy" {
-			if label == "" {
+			switch {
+			case o.Window != nil:
+				// On the source's clock: holding the first frame from 0 would move it.
+				a = append(a, "-vf", windowFilter(o.Window)+","+strings.Join(videoFilters(v), ","))
+			case label == "":
 				a = append(a, "-vf", holdFirst+","+strings.Join(videoFilters(v), ","))
 			}
 			a = appendVideoEncode(a, v, o.Segment)
+			if o.Window != nil && v.Codec == "libx264" {
+				a = append(a, "-x264-params", "stitchable=1")
+			}
 			if threads > 0 {
 				a = append(a, "-threads", strconv.Itoa(threads))
 			}
@@ -484,6 +510,9 @@ func appendOutput(a []string, o Output, threads int, label string, program int) 
 	}
 	if o.MaxBytes > 0 {
 		a = append(a, "-fs", strconv.FormatInt(o.MaxBytes, 10))
+	}
+	if o.Window != nil {
+		a = appendChunkMux(a)
 	}
 	return appendContainer(a, o)
 }
@@ -642,6 +671,9 @@ func (s Spec) validate() error {
 	if s.Threads < 0 || s.Threads > 256 {
 		return specErr("Threads", "must be 0..256, got %d", s.Threads)
 	}
+	if ai := s.AudioInput; ai != nil && (!strings.HasPrefix(ai.Path, "/") || strings.ContainsRune(ai.Path, 0)) {
+		return specErr("AudioInput.Path", "an absolute local file")
+	}
 	if s.Program < 0 || s.Program > MaxProgram {
 		return specErr("Program", "must be 0..%d, got %d", MaxProgram, s.Program)
 	}
@@ -697,6 +729,10 @@ func (o Output) validate(field string) error {
 	}
 	if o.Segment > 0 && o.Container != "mp4" && o.Container != "m4a" {
 		return specErr(field+".Segment", "segments are cut from fragmented mp4, not %s", o.Container)
+	}
+	if w := o.Window; w != nil && (o.Container != "mpegts" || o.Audio != nil || o.Video == nil || !slices.Contains(Stitchable, o.Video.Codec) ||
+		o.Segment > 0 || o.Path != "" || w.From < 0 || w.To <= w.From) {
+		return specErr(field+".Window", "a chunk is the video of a stitchable encoder (%s) in mpegts, From < To", strings.Join(Stitchable, ", "))
 	}
 	if v := o.Video; v != nil {
 		f := field + ".Video"

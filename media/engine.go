@@ -126,6 +126,17 @@ type Task struct {
 	Observer Observer
 	// Meter is what the task reports while it runs; its owner reads it at any time.
 	Meter Meter
+	// Chunk, when set, makes the task a chunk of a split job: its input is the chunk's GOPs
+	// (MPEG-TS), its one output the chunk, encoded with Chunk.Video (see split.go).
+	Chunk *ChunkWork
+}
+
+// ChunkWork is what a chunk task encodes: the frames of Window, with the split job's video
+// settings, and how many frames that is.
+type ChunkWork struct {
+	Video  ffmpeg.Video
+	Window ffmpeg.Window
+	Frames int
 }
 
 // Observer hears of a task's milestones. Its methods run on the task's goroutines and must

@@ -69,9 +69,10 @@ func (e *Engine) prepare(ctx context.Context, t *Task, in *input) error {
 	spoolInput := scanMP4(chunks(in.head)) == mp4MoovTail || needsSeek(first)
 	// A multiplex whose programme the job leaves to the worker: the plan picks it from the probe.
 	multiplex := t.Job.Program == 0 && tsPrograms(first) > 1
-	// An SDR output of an HDR input is tone-mapped: the plan needs the input's colour.
-	colour := t.Job.EncodesSDR(e.cfg.Presets) && !sdrMP4(first)
-	if !spoolInput && (multiplex || colour || t.Job.NeedsProbe(e.cfg.Presets)) {
+	// An SDR output of an HDR input is tone-mapped: the plan needs the input's colour. (A
+	// chunk's plan is made: it needs no probe.)
+	colour := t.Chunk == nil && t.Job.EncodesSDR(e.cfg.Presets) && !sdrMP4(first)
+	if t.Chunk == nil && !spoolInput && (multiplex || colour || t.Job.NeedsProbe(e.cfg.Presets)) {
 		probe, err := e.cfg.FFmpeg.ProbeChunks(ctx, chunks(in.head))
 		if maxHead := min(e.cfg.ChanDepth+1, max(1, e.cfg.ProbeBytes/bufSize)); (err != nil || undescribed(probe)) && !in.eof && maxHead > len(in.head) {
 			if rerr := in.readHead(ctx, maxHead-len(in.head)); rerr != nil {

@@ -39,6 +39,9 @@ type check struct {
 	meter  *Meter
 	stderr string // ffmpeg's stderr tail: tells a truncated input
 	lim    job.Limits
+	// frames is how many video frames the output must have, where it is known exactly: a
+	// chunk's window, a split job's stitched chunks. 0 when not.
+	frames int
 }
 
 // RolledBackError is a task that failed after some of its outputs were published: they were

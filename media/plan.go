@@ -63,6 +63,9 @@ func (e *Engine) prepared(ctx context.Context, t *Task, explain bool) (*input, *
 // plan resolves the task against its input (probe may be nil when the job does not need it
 // before ffmpeg starts) into the final spec.
 func (e *Engine) plan(t *Task, in *input) (*Plan, error) {
+	if t.Chunk != nil {
+		return e.chunkPlan(t)
+	}
 	mp, err := t.Job.PlanMedia(e.cfg.Presets, ffmpeg.Input{Path: in.path}, e.cfg.Limits, in.probe)
 	if err != nil {
 		return nil, err
@@ -101,4 +104,26 @@ func plainMP4(container string) bool { return container == "mp4" || container ==
 // faststartPath is the file ffmpeg writes output i of a faststart task to.
 func (e *Engine) faststartPath(t *Task, i int, container string) string {
 	return filepath.Join(e.cfg.SpoolDir, fmt.Sprintf("transcoder-faststart-%s-%d-%d.%s", t.ID, t.Attempt, i, container))
+}
+
+// chunkPlan is a chunk task's plan: its window of the GOPs it is given, on their own clock,
+// encoded to MPEG-TS with the split job's video settings.
+func (e *Engine) chunkPlan(t *Task) (*Plan, error) {
+	if len(t.Job.Outputs) != 1 {
+		return nil, &job.Error{Class: job.ClassInvalidJob, Reason: "a chunk task has one output"}
+	}
+	loc, err := job.ParseLocation(t.Job.Outputs[0].URL)
+	if err != nil {
+		return nil, &job.Error{Class: job.ClassInvalidJob, Reason: "chunk output: " + err.Error()}
+	}
+	v := t.Chunk.Video
+	lim := e.cfg.Limits.WithDefaults()
+	o := ffmpeg.Output{Container: "mpegts", Video: &v, Window: &t.Chunk.Window, MaxBytes: lim.MaxOutputBytes}
+	if err := o.Validate(); err != nil {
+		return nil, &job.Error{Class: job.ClassInvalidJob, Reason: "chunk: " + err.Error(), Err: err}
+	}
+	p := &Plan{Spec: ffmpeg.Spec{Input: ffmpeg.Input{Format: "mpegts"}, CopyTS: true, MaxPixels: lim.MaxPixels, Outputs: []ffmpeg.Output{o}}}
+	p.Spec.Threads = e.threads(p.Spec)
+	p.Outputs = []PlannedOutput{{PlannedOutput: job.PlannedOutput{Resolved: job.ResolvedOutput{Location: loc, Container: "mpegts"}, Spec: []int{0}}, Kind: KindFile, URL: loc.String()}}
+	return p, nil
 }

@@ -36,6 +36,9 @@ func (e *Engine) Run(ctx context.Context, t *Task) ([]job.OutputResult, error) {
 		return nil, err
 	}
 	c := &check{input: time.Duration(t.Meter.Duration.Load()), meter: &t.Meter, stderr: t.Meter.StderrTail(), lim: e.cfg.Limits}
+	if t.Chunk != nil {
+		c.frames = t.Chunk.Frames
+	}
 	err = outs.verify(ctx, c)
 	t.phase("verify")
 	if err != nil {
@@ -57,7 +60,7 @@ func (e *Engine) transcode(ctx context.Context, t *Task, p *Plan, in *input, out
 		t.Observer.Started(proc.Args(), proc.Pid())
 	}
 	var prober *ffmpeg.Probe
-	if in.probe == nil {
+	if in.probe == nil && t.Chunk == nil {
 		// The probe reads the same bytes as ffmpeg, beside it: it costs no time to first byte.
 		if prober, err = e.cfg.FFmpeg.StartProbe(ctx); err != nil {
 			proc.Stop()

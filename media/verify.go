@@ -49,6 +49,9 @@ func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, p
 	}
 	v, a := pick(spans, "video"), pick(spans, "audio")
 	report(&res, v, a)
+	if want.Window != nil {
+		return res, checkChunk(c, v)
+	}
 	if v != nil {
 		res.SkippedFrames = int(c.meter.Skipped.Load())
 	}
@@ -60,7 +63,11 @@ func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, p
 	if d := time.Duration(res.Duration * float64(time.Second)); d >= c.lim.MaxDuration-time.Second {
 		return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("output limit reached: %s long (max_duration %s)", d.Round(time.Second), c.lim.MaxDuration)}
 	}
-	if diffs := compare(c, want, v, a); len(diffs) > 0 {
+	diffs := compare(c, want, v, a)
+	if v != nil && c.frames > 0 && v.Packets != c.frames {
+		diffs = append(diffs, fmt.Sprintf("video has %d frames, its chunks %d", v.Packets, c.frames))
+	}
+	if len(diffs) > 0 {
 		return res, mismatch(c, diffs)
 	}
 	return res, nil
@@ -114,6 +121,18 @@ func indexSpans(c *check, path string) ([]ffmpeg.StreamSpan, bool) {
 			Transfer: t.Transfer, Primaries: t.Primaries, Matrix: t.Matrix, Width: t.Width, Height: t.Height})
 	}
 	return spans, true
+}
+
+// checkChunk checks an encoded chunk: every frame of its window is there.
+func checkChunk(c *check, v *ffmpeg.StreamSpan) error {
+	n := 0
+	if v != nil {
+		n = v.Packets
+	}
+	if n != c.frames {
+		return mismatch(c, []string{fmt.Sprintf("chunk has %d frames, its window %d", n, c.frames)})
+	}
+	return nil
 }
 
 // pick is the file's first stream of a kind, nil if none.

@@ -1,0 +1,402 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/transcoder/transcoder/ffmpeg"
+	"github.com/transcoder/transcoder/job"
+)
+
+// A split job: the source's video is cut, by stream copy, into one MPEG-TS file per GOP
+// (ffmpeg.CutGOPs); chunks of about the asked duration are planned on the frames' presentation
+// times; a chunk's input is the GOP files that hold its frames (and, for an open GOP's leading
+// pictures, the GOP they reference); its encode keeps exactly the frames of its window
+// (ffmpeg.Window), on the source's clock. The audio is encoded once, whole. The stitch
+// concatenates the encoded chunks, takes the audio beside them, copies both into the job's
+// output, and verifies it like a whole run's.
+
+// ErrUnsplittable is matched by the errors of a source that cannot be split: no video, a codec
+// MPEG-TS does not carry, too few keyframes, an output that cannot be stitched.
+var ErrUnsplittable = errors.New("media: cannot split")
+
+func unsplittable(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrUnsplittable, fmt.Sprintf(format, a...))
+}
+
+// Chunk is one chunk of a split job.
+type Chunk struct {
+	Index int
+	// First and Last are the GOP files (in CutGOPs' order) the chunk's input is made of.
+	First, Last int
+	// Window is the chunk's frames, in MPEG-TS ticks of the GOP files' clock.
+	Window ffmpeg.Window
+	// Frames is how many frames the window holds.
+	Frames int
+	// Start and End are the window on the source's clock.
+	Start, End time.Duration
+}
+
+// SplitPlan is the chunks of a source.
+type SplitPlan struct {
+	Chunks []Chunk
+	GOPs   int // the GOP files CutGOPs makes
+	Frames int // every chunk's together: the frames the source decodes to
+}
+
+// frame is one video packet, as the split plans it.
+type frame struct {
+	ticks int64 // presentation time, in TS ticks on the GOP files' clock
+	gop   int   // the GOP file its packet is in
+	lead  bool  // a leading picture: shown before its GOP's keyframe (open GOP)
+}
+
+// PlanSplit plans chunks of about chunk each over a video stream's packets (decode order, time
+// base num/den). A cut goes at a keyframe near the target (within a quarter of a chunk), where
+// the copy cut alone separates the chunks; else at the first frame from the target on, and the
+// chunk after it decodes from the keyframe before and drops what precedes its window. Frames
+// that cannot be decoded (before the first keyframe) are in no chunk.
+func PlanSplit(num, den int64, pkts []ffmpeg.VideoPacket, chunk time.Duration) (*SplitPlan, error) {
+	frames, gops, err := splitFrames(num, den, pkts)
+	if err != nil {
+		return nil, err
+	}
+	cuts := cutFrames(frames, chunk)
+	if len(cuts) < 2 {
+		return nil, unsplittable("%d frames over %.1fs make a single chunk of %s", len(frames), ticksDur(frames[len(frames)-1].ticks-frames[0].ticks).Seconds(), chunk)
+	}
+	p := &SplitPlan{GOPs: gops, Frames: len(frames)}
+	for i := range cuts {
+		lo, hi := cuts[i], len(frames)
+		if i+1 < len(cuts) {
+			hi = cuts[i+1]
+		}
+		c := Chunk{Index: i, First: gops, Last: -1, Frames: hi - lo,
+			Start: ticksDur(frames[lo].ticks - ffmpeg.TSClock*int64(ffmpeg.TSOffset/time.Second)),
+			End:   ticksDur(frames[hi-1].ticks - ffmpeg.TSClock*int64(ffmpeg.TSOffset/time.Second))}
+		c.Window.From = frames[lo].ticks - 1
+		if lo > 0 {
+			c.Window.From = (frames[lo-1].ticks + frames[lo].ticks + 1) / 2
+		}
+		c.Window.To = frames[hi-1].ticks + 1
+		if hi < len(frames) {
+			c.Window.To = (frames[hi-1].ticks + frames[hi].ticks + 1) / 2
+		}
+		for _, f := range frames[lo:hi] {
+			g := f.gop
+			if f.lead && g > 0 {
+				g-- // an open GOP's leading picture references the GOP before
+			}
+			c.First, c.Last = min(c.First, g), max(c.Last, f.gop)
+		}
+		p.Chunks = append(p.Chunks, c)
+	}
+	return p, nil
+}
+
+// splitFrames turns packets into frames in presentation order, and counts the GOP files.
+func splitFrames(num, den int64, pkts []ffmpeg.VideoPacket) ([]frame, int, error) {
+	if num <= 0 || den <= 0 {
+		return nil, 0, unsplittable("no video time base")
+	}
+	first := slices.IndexFunc(pkts, func(p ffmpeg.VideoPacket) bool { return p.Key })
+	if first < 0 {
+		return nil, 0, unsplittable("the video has no keyframe")
+	}
+	offset := ffmpeg.TSClock * int64(ffmpeg.TSOffset/time.Second)
+	ticks := func(pts int64) int64 {
+		// As ffmpeg rescales a copied timestamp: rounded to the nearest tick.
+		v := pts * num * ffmpeg.TSClock
+		if v >= 0 {
+			return (v+den/2)/den + offset
+		}
+		return -((-v+den/2)/den) + offset
+	}
+	var frames []frame
+	gop, keyTicks := 0, int64(0)
+	for i, p := range pkts {
+		if p.Key && i > 0 {
+			gop++ // a GOP file starts at every keyframe after the first packet
+		}
+		t := ticks(p.PTS)
+		if p.Key {
+			keyTicks = t
+		}
+		if i < first {
+			continue // before the first keyframe: not decodable
+		}
+		frames = append(frames, frame{ticks: t, gop: gop, lead: !p.Key && t < keyTicks})
+	}
+	sort.SliceStable(frames, func(a, b int) bool { return frames[a].ticks < frames[b].ticks })
+	return frames, gop + 1, nil
+}
+
+// cutFrames picks the first frame (index in presentation order) of each chunk.
+func cutFrames(frames []frame, chunk time.Duration) []int {
+	step := int64(chunk.Seconds() * ffmpeg.TSClock)
+	start, end := frames[0].ticks, frames[len(frames)-1].ticks
+	cuts := []int{0}
+	for target := start + step; end-target >= step/2; target += step {
+		at := sort.Search(len(frames), func(i int) bool { return frames[i].ticks >= target })
+		// A keyframe near the target: the copy cut alone separates the chunks there.
+		best, bestDist := -1, step/4+1
+		for i := at - 1; i >= 0 && target-frames[i].ticks < bestDist; i-- {
+			if isKeyStart(frames, i) {
+				best, bestDist = i, target-frames[i].ticks
+			}
+		}
+		for i := at; i < len(frames) && frames[i].ticks-target < bestDist; i++ {
+			if isKeyStart(frames, i) {
+				best, bestDist = i, frames[i].ticks-target
+			}
+		}
+		if best < 0 {
+			best = at
+		}
+		if best > cuts[len(cuts)-1] && best < len(frames) {
+			cuts = append(cuts, best)
+		}
+	}
+	return cuts
+}
+
+// isKeyStart reports whether frame i is the first one shown of a GOP that needs nothing from
+// the one before: a cut there decodes from that GOP's own file.
+func isKeyStart(frames []frame, i int) bool {
+	return i > 0 && frames[i].gop != frames[i-1].gop && !frames[i].lead
+}
+
+func ticksDur(t int64) time.Duration { return time.Duration(t) * time.Second / ffmpeg.TSClock }
+
+// Split is a split job's source, cut and planned, on this worker.
+type Split struct {
+	Plan  *SplitPlan
+	Probe *ffmpeg.ProbeResult
+	// Video and Audio are the job's output as planned: what every chunk is encoded with, and
+	// the audio encoded once.
+	Video ffmpeg.Video
+	Audio *ffmpeg.Audio
+	// AudioOffset is how much later than the video the audio starts (a video that leads).
+	AudioOffset time.Duration
+	gops        []string
+	in          *input
+	dir         string
+	plan        *Plan
+}
+
+// PrepareSplit spools the task's input, checks that its one output can be split and
+// stitched, and cuts and plans its video. Close the Split when the job ends.
+func (e *Engine) PrepareSplit(ctx context.Context, t *Task, chunk time.Duration) (*Split, error) {
+	t = t.metered()
+	in, err := e.openInput(ctx, t, false)
+	if err != nil {
+		return nil, err
+	}
+	s := &Split{in: in}
+	if err := e.prepareSplit(ctx, t, s, chunk); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, chunk time.Duration) error {
+	if s.in.path == "" {
+		if err := e.spoolInput(ctx, t, s.in); err != nil {
+			return err
+		}
+		probe, err := e.checkMedia(ctx, t, s.in, s.in.probe)
+		if err != nil {
+			return err
+		}
+		s.in.probe = probe
+		t.probed(probe)
+	}
+	s.Probe = s.in.probe
+	p, err := e.plan(t, s.in)
+	if err != nil {
+		return err
+	}
+	if err := splitOutput(p, s); err != nil {
+		return err
+	}
+	s.plan = p
+	v, ok := s.Probe.Video()
+	if !ok || !slices.Contains(ffmpeg.Splittable, v.Codec) {
+		return unsplittable("the video (%s) cannot be cut by copy into MPEG-TS (%v)", v.Codec, ffmpeg.Splittable)
+	}
+	if a, ok := s.Probe.Audio(); ok && s.Audio != nil && a.HasStart && v.HasStart && a.Start > v.Start {
+		s.AudioOffset = a.Start - v.Start
+	}
+	num, den, pkts, err := e.cfg.FFmpeg.VideoPackets(ctx, s.in.path)
+	if err != nil {
+		return fmt.Errorf("split: %w", err)
+	}
+	if s.Plan, err = PlanSplit(num, den, pkts, chunk); err != nil {
+		return err
+	}
+	if s.dir, err = os.MkdirTemp(e.cfg.SpoolDir, "transcoder-split-"+t.ID+"-"); err != nil {
+		return fmt.Errorf("split: %w", err)
+	}
+	if s.gops, err = e.cfg.FFmpeg.CutGOPs(ctx, s.in.path, v.Codec, s.dir); err != nil {
+		return fmt.Errorf("split: %w", err)
+	}
+	if len(s.gops) != s.Plan.GOPs {
+		return unsplittable("the copy cut made %d GOP files, the packets have %d GOPs", len(s.gops), s.Plan.GOPs)
+	}
+	t.phase("split")
+	return nil
+}
+
+// splitOutput checks that the plan's one output can be stitched from chunks, and takes its
+// encoder settings.
+func splitOutput(p *Plan, s *Split) error {
+	if len(p.Outputs) != 1 || len(p.Spec.Outputs) != 1 {
+		return unsplittable("a split job has one output (this one makes %d)", len(p.Spec.Outputs))
+	}
+	po, o := p.Outputs[0], p.Spec.Outputs[0]
+	if po.Kind != KindFile && po.Kind != KindFaststart {
+		return unsplittable("a %s output is not stitched from chunks", po.Kind)
+	}
+	if o.Video == nil || !slices.Contains(ffmpeg.Stitchable, o.Video.Codec) {
+		return unsplittable("only %v encodes are stitched from chunks", ffmpeg.Stitchable)
+	}
+	if !slices.Contains([]string{"mp4", "mkv", "mpegts"}, o.Container) {
+		return unsplittable("chunks are stitched into mp4, mkv or mpegts, not %s", o.Container)
+	}
+	if o.Audio != nil && (o.Audio.Codec != "aac" || o.Audio.AllTracks) {
+		return unsplittable("the audio is encoded once into m4a: aac, one track")
+	}
+	s.Video, s.Audio = *o.Video, o.Audio
+	return nil
+}
+
+// ChunkInput is chunk i's input: its GOP files, one after the other. Close it.
+func (s *Split) ChunkInput(i int) (io.ReadCloser, int64, error) {
+	c := s.Plan.Chunks[i]
+	var files []*os.File
+	var readers []io.Reader
+	var size int64
+	for _, name := range s.gops[c.First : c.Last+1] {
+		f, err := os.Open(name)
+		if err != nil {
+			closeAll(files)
+			return nil, 0, fmt.Errorf("split: %w", err)
+		}
+		if fi, err := f.Stat(); err == nil {
+			size += fi.Size()
+		}
+		files, readers = append(files, f), append(readers, f)
+	}
+	return multiCloser{Reader: io.MultiReader(readers...), files: files}, size, nil
+}
+
+type multiCloser struct {
+	io.Reader
+	files []*os.File
+}
+
+func (m multiCloser) Close() error { closeAll(m.files); return nil }
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}
+
+// Close removes what the split made on this worker: the spooled source, the GOP files.
+func (s *Split) Close() {
+	if s.in != nil {
+		s.in.close()
+	}
+	if s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+	}
+}
+
+// EncodeAudio encodes the source's audio, whole, into a local m4a in the split's directory
+// (the stitch takes it from there); "" when the output has no audio.
+func (e *Engine) EncodeAudio(ctx context.Context, t *Task, s *Split) (string, error) {
+	if s.Audio == nil {
+		return "", nil
+	}
+	if _, ok := s.Probe.Audio(); !ok {
+		return "", nil
+	}
+	path := filepath.Join(s.dir, "audio.m4a")
+	spec := ffmpeg.Spec{Input: ffmpeg.Input{Path: s.in.path}, MaxPixels: s.plan.Spec.MaxPixels, Program: s.plan.Spec.Program,
+		Outputs: []ffmpeg.Output{{Container: "m4a", Audio: s.Audio, Path: path, MaxBytes: e.cfg.Limits.MaxOutputBytes}}}
+	if err := e.runToEnd(ctx, spec); err != nil {
+		return "", fmt.Errorf("split: audio: %w", err)
+	}
+	return path, nil
+}
+
+// runToEnd runs an ffmpeg spec whose outputs are files, and waits for it.
+func (e *Engine) runToEnd(ctx context.Context, spec ffmpeg.Spec) error {
+	for _, o := range spec.Outputs {
+		if o.Path == "" {
+			return errors.New("media: runToEnd writes files only")
+		}
+	}
+	proc, err := e.cfg.FFmpeg.Start(ctx, spec)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, proc.Stop)
+	defer stop()
+	go func() {
+		for range proc.Progress() {
+		}
+	}()
+	for i := range spec.Outputs {
+		_ = proc.Output(i).Close() // ffmpeg writes the file; its pipe stays empty
+	}
+	err = proc.Wait()
+	_ = proc.Close()
+	return err
+}
+
+// Stitch joins the encoded chunks (a local MPEG-TS file, the chunks one after the other) and
+// the audio into the job's output, verifies it against the source like a whole run's, and
+// publishes it.
+func (e *Engine) Stitch(ctx context.Context, t *Task, s *Split, video, audio string) ([]job.OutputResult, error) {
+	t = t.metered()
+	t.probed(s.Probe)
+	o := s.plan.Spec.Outputs[0]
+	o.Video = &ffmpeg.Video{Codec: "copy"}
+	spec := ffmpeg.Spec{Input: ffmpeg.Input{Path: video, Format: "mpegts"}, Outputs: []ffmpeg.Output{o}}
+	if audio != "" {
+		spec.AudioInput = &ffmpeg.AudioInput{Path: audio, Offset: s.AudioOffset}
+		o.Audio = &ffmpeg.Audio{Codec: "copy"}
+		spec.Outputs[0] = o
+	} else {
+		spec.Outputs[0].Audio = nil
+	}
+	p := &Plan{Spec: spec, Outputs: s.plan.Outputs}
+	in := &input{acq: t.Buffers, path: video, probe: s.Probe, local: video} // nothing to feed: ffmpeg reads the file
+	outs, err := e.createOutputs(ctx, t, p)
+	if err != nil {
+		return nil, err
+	}
+	defer outs.abort()
+	if err := e.transcode(ctx, t, p, in, outs); err != nil {
+		return nil, err
+	}
+	c := &check{input: time.Duration(t.Meter.Duration.Load()), meter: &t.Meter, stderr: t.Meter.StderrTail(), lim: e.cfg.Limits, frames: s.Plan.Frames}
+	err = outs.verify(ctx, c)
+	t.phase("verify")
+	if err != nil {
+		return nil, err
+	}
+	results, err := outs.publish(ctx)
+	t.phase("commit")
+	return results, err
+}
