@@ -117,7 +117,7 @@ func splitFrames(num, den int64, pkts []ffmpeg.VideoPacket) ([]frame, int, error
 		if v >= 0 {
 			return (v+den/2)/den + offset
 		}
-		return -((-v+den/2)/den) + offset
+		return -((-v + den/2) / den) + offset
 	}
 	var frames []frame
 	gop, keyTicks := 0, int64(0)
