@@ -512,7 +512,7 @@ func appendOutput(a []string, o Output, threads int, label string, program int, 
 		a = append(a, "-fs", strconv.FormatInt(o.MaxBytes, 10))
 	}
 	if o.Window != nil {
-		a = appendChunkMux(a)
+		a = appendChunkMux(a, o.Window)
 	}
 	return appendContainer(a, o)
 }

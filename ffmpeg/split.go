@@ -35,7 +35,8 @@ var Splittable = []string{"h264", "hevc", "mpeg2video", "mpeg1video", "mpeg4"}
 var Stitchable = []string{"libx264", "libx265"}
 
 // Window keeps the decoded frames whose timestamps are in [From, To), in TSClock ticks on the
-// chunk input's clock.
+// chunk input's clock. The encode also ends at To (-to, on the same clock with -copyts), so that
+// ffmpeg stops decoding there instead of at the end of the window's last GOP.
 type Window struct {
 	From, To int64
 }
@@ -174,6 +175,7 @@ func windowFilter(w *Window) string {
 // appendChunkMux adds what an encoded chunk needs to join the next: no mux delay (its
 // timestamps stay the source's) and its first packets marked as a discontinuity, so that the
 // concatenated files demux cleanly.
-func appendChunkMux(a []string) []string {
+func appendChunkMux(a []string, w *Window) []string {
+	a = append(a, "-to", strconv.FormatFloat(float64(w.To)/TSClock, 'f', 6, 64))
 	return append(a, "-muxdelay", "0", "-muxpreload", "0", "-mpegts_flags", "+initial_discontinuity")
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/transcoder/transcoder/ffmpeg"
 )
 
 // EventType names a step in a job's life. Events are published on transcode.events.<job id>.
@@ -75,7 +77,9 @@ type Event struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 	Progress *Progress         `json:"progress,omitempty"`
 	Outputs  []OutputResult    `json:"outputs,omitempty"`
-	Error    *Failure          `json:"error,omitempty"`
+	// Split is a split job's account, in its succeeded event.
+	Split *SplitResult `json:"split,omitempty"`
+	Error *Failure     `json:"error,omitempty"`
 	// RetryIn is set on retrying events.
 	RetryIn Duration `json:"retry_in,omitempty"`
 }
@@ -92,6 +96,27 @@ type Progress struct {
 	// Throttled is true while the ring has no free buffer for this job: the job is waiting on
 	// its consumers (backpressure), not on ffmpeg.
 	Throttled bool `json:"throttled,omitempty"`
+	// ChunksDone and ChunksTotal count a split job's chunks.
+	ChunksDone  int `json:"chunks_done,omitempty"`
+	ChunksTotal int `json:"chunks_total,omitempty"`
+}
+
+// SplitResult is what a split job was cut into and who encoded it.
+type SplitResult struct {
+	Chunks  int      `json:"chunks"`
+	Encodes int      `json:"encodes"` // chunk encodes started, redone ones included
+	Workers []string `json:"workers"` // the workers that encoded chunks
+}
+
+// ChunkTask is one chunk of a split job, as its coordinator publishes it for any worker.
+type ChunkTask struct {
+	Job    string        `json:"job"`   // the split job's id
+	Index  int           `json:"index"` // the chunk's, from 0
+	Input  string        `json:"input"` // the chunk's GOPs (MPEG-TS), an object URL
+	Output string        `json:"output"`
+	Window ffmpeg.Window `json:"window"`
+	Frames int           `json:"frames"`
+	Video  ffmpeg.Video  `json:"video"`
 }
 
 // OutputResult describes a committed output.
@@ -163,6 +188,11 @@ type Status struct {
 	Error    *Failure       `json:"error,omitempty"`
 	// CancelRequested is set by `transcoder cancel` so a queued job is dropped when pulled.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// ChunksDone and ChunksTotal count a split job's chunks while it runs; Split is its
+	// account once it has succeeded.
+	ChunksDone  int          `json:"chunks_done,omitempty"`
+	ChunksTotal int          `json:"chunks_total,omitempty"`
+	Split       *SplitResult `json:"split,omitempty"`
 	// Passed counts deliveries handed on by workers that lack an encoder the job needs while
 	// another live worker has it; they do not count against the delivery limit.
 	Passed int `json:"passed,omitempty"`

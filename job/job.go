@@ -39,6 +39,41 @@ type Job struct {
 	// every output is made from: its program_id, as ffprobe -show_programs lists it. 0 means
 	// the first programme with video (else with audio).
 	Program int `json:"program,omitempty"`
+	// Split says whether the job may be cut into chunks that many workers encode at once
+	// (nil: auto).
+	Split *Split `json:"split,omitempty"`
+}
+
+// Split modes.
+const (
+	SplitAuto = "auto" // split inputs longer than the worker's split_min_duration when more than one worker is alive
+	SplitOn   = "on"   // split; an input that cannot be split fails as invalid_input
+	SplitOff  = "off"  // one worker runs the whole job
+)
+
+// DefaultChunk is a split job's chunk duration when the job names none.
+const DefaultChunk = 30 * time.Second
+
+// Split asks for a job to be cut into chunks (see README.md, "Split jobs").
+type Split struct {
+	Mode  string   `json:"mode,omitempty"`  // on | off | auto (default auto)
+	Chunk Duration `json:"chunk,omitempty"` // about how long each chunk is (default 30s)
+}
+
+// SplitMode is the job's split mode, auto when unset.
+func (j *Job) SplitMode() string {
+	if j.Split == nil || j.Split.Mode == "" {
+		return SplitAuto
+	}
+	return j.Split.Mode
+}
+
+// ChunkDuration is the job's chunk duration, DefaultChunk when unset.
+func (j *Job) ChunkDuration() time.Duration {
+	if j.Split == nil || j.Split.Chunk == 0 {
+		return DefaultChunk
+	}
+	return time.Duration(j.Split.Chunk)
 }
 
 // Output is one rendition the job asks for. Fields left empty come from the output's preset,

@@ -50,6 +50,16 @@ func (j *Job) Validate(presets Presets) error {
 	if j.Version != 0 && j.Version != Version {
 		return &FieldError{"version", fmt.Sprintf("unsupported version %d (this worker reads %d)", j.Version, Version)}
 	}
+	if sp := j.Split; sp != nil {
+		switch sp.Mode {
+		case "", SplitAuto, SplitOn, SplitOff:
+		default:
+			return &FieldError{"split.mode", fmt.Sprintf("%q: want on, off or auto", sp.Mode)}
+		}
+		if c := time.Duration(sp.Chunk); c != 0 && (c < time.Second || c > time.Hour) {
+			return &FieldError{"split.chunk", fmt.Sprintf("%s: want 1s to 1h", c)}
+		}
+	}
 	if j.ID != "" && !ValidID(j.ID) {
 		return &FieldError{"id", "must be 1-128 letters, digits, '-' or '_', starting with a letter or digit"}
 	}

@@ -174,24 +174,33 @@ func copySpool(ctx context.Context, path string, dst io.Writer, acq pipeline.Acq
 		return fmt.Errorf("spooled output: %w", err)
 	}
 	defer func() { _ = f.Close() }()
+	_, err = Copy(ctx, dst, f, acq)
+	return err
+}
+
+// Copy streams src into dst one ring buffer at a time: media between stores never bypasses
+// the ring. It returns the bytes copied.
+func Copy(ctx context.Context, dst io.Writer, src io.Reader, acq pipeline.Acquirer) (int64, error) {
+	var n int64
 	for {
 		b, err := acq.Acquire(ctx)
 		if err != nil {
-			return err
+			return n, err
 		}
-		n, rerr := f.Read(b.Space())
-		if n > 0 {
-			if _, err := dst.Write(b.Space()[:n]); err != nil {
+		m, rerr := io.ReadFull(src, b.Space())
+		if m > 0 {
+			if _, err := dst.Write(b.Space()[:m]); err != nil {
 				acq.Release(b)
-				return fmt.Errorf("output: %w", err)
+				return n, fmt.Errorf("output: %w", err)
 			}
+			n += int64(m)
 		}
 		acq.Release(b)
-		if rerr == io.EOF {
-			return nil
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return n, nil
 		}
 		if rerr != nil {
-			return fmt.Errorf("spooled output: %w", rerr)
+			return n, fmt.Errorf("read: %w", rerr)
 		}
 	}
 }

@@ -38,8 +38,9 @@ type Chunk struct {
 	First, Last int
 	// Window is the chunk's frames, in MPEG-TS ticks of the GOP files' clock.
 	Window ffmpeg.Window
-	// Frames is how many frames the window holds.
-	Frames int
+	// Frames is how many frames the window holds; Decoded how many more the chunk decodes to
+	// reach them (from the keyframe before its start).
+	Frames, Decoded int
 	// Start and End are the window on the source's clock.
 	Start, End time.Duration
 }
@@ -96,9 +97,26 @@ func PlanSplit(num, den int64, pkts []ffmpeg.VideoPacket, chunk time.Duration) (
 			}
 			c.First, c.Last = min(c.First, g), max(c.Last, f.gop)
 		}
+		for _, f := range frames[:lo] {
+			if f.gop >= c.First {
+				c.Decoded++
+			}
+		}
 		p.Chunks = append(p.Chunks, c)
 	}
 	return p, nil
+}
+
+// ByCost lists the chunks' indexes, the costliest first: handed out in that order, the last
+// chunks to be taken are the shortest, and the workers finish together.
+func (p *SplitPlan) ByCost() []int {
+	order := make([]int, len(p.Chunks))
+	for i := range order {
+		order[i] = i
+	}
+	cost := func(c Chunk) int { return 2*c.Frames + c.Decoded } // decoding a frame is about half of encoding it
+	sort.SliceStable(order, func(a, b int) bool { return cost(p.Chunks[order[a]]) > cost(p.Chunks[order[b]]) })
+	return order
 }
 
 // splitFrames turns packets into frames in presentation order, and counts the GOP files.
@@ -146,6 +164,8 @@ func cutFrames(frames []frame, chunk time.Duration) []int {
 	for target := start + step; end-target >= step/2; target += step {
 		at := sort.Search(len(frames), func(i int) bool { return frames[i].ticks >= target })
 		// A keyframe near the target: the copy cut alone separates the chunks there.
+		// Decoding from the keyframe before a cut costs about half of encoding the same frames:
+		// a keyframe a quarter of a chunk away is better than the exact target.
 		best, bestDist := -1, step/4+1
 		for i := at - 1; i >= 0 && target-frames[i].ticks < bestDist; i-- {
 			if isKeyStart(frames, i) {
@@ -189,25 +209,32 @@ type Split struct {
 	in          *input
 	dir         string
 	plan        *Plan
+	// The audio, encoded beside the chunks (StartAudio).
+	e         *Engine
+	audioStop context.CancelFunc
+	audioDone chan struct{}
+	audio     string
+	audioErr  error
 }
 
 // PrepareSplit spools the task's input, checks that its one output can be split and
 // stitched, and cuts and plans its video. Close the Split when the job ends.
-func (e *Engine) PrepareSplit(ctx context.Context, t *Task, chunk time.Duration) (*Split, error) {
+// An input shorter than minDuration (when > 0) is not split.
+func (e *Engine) PrepareSplit(ctx context.Context, t *Task, chunk, minDuration time.Duration) (*Split, error) {
 	t = t.metered()
 	in, err := e.openInput(ctx, t, false)
 	if err != nil {
 		return nil, err
 	}
 	s := &Split{in: in}
-	if err := e.prepareSplit(ctx, t, s, chunk); err != nil {
+	if err := e.prepareSplit(ctx, t, s, chunk, minDuration); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, chunk time.Duration) error {
+func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, chunk, minDuration time.Duration) error {
 	if s.in.path == "" {
 		if err := e.spoolInput(ctx, t, s.in); err != nil {
 			return err
@@ -220,6 +247,9 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, chunk time
 		t.probed(probe)
 	}
 	s.Probe = s.in.probe
+	if minDuration > 0 && s.Probe.Duration < minDuration {
+		return unsplittable("%.0fs long, shorter than split_min_duration (%s)", s.Probe.Duration.Seconds(), minDuration)
+	}
 	p, err := e.plan(t, s.in)
 	if err != nil {
 		return err
@@ -235,15 +265,16 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, chunk time
 	if a, ok := s.Probe.Audio(); ok && s.Audio != nil && a.HasStart && v.HasStart && a.Start > v.Start {
 		s.AudioOffset = a.Start - v.Start
 	}
+	if s.dir, err = os.MkdirTemp(e.cfg.SpoolDir, "transcoder-split-"+t.ID+"-"); err != nil {
+		return fmt.Errorf("split: %w", err)
+	}
+	s.e = e
 	num, den, pkts, err := e.cfg.FFmpeg.VideoPackets(ctx, s.in.path)
 	if err != nil {
 		return fmt.Errorf("split: %w", err)
 	}
 	if s.Plan, err = PlanSplit(num, den, pkts, chunk); err != nil {
 		return err
-	}
-	if s.dir, err = os.MkdirTemp(e.cfg.SpoolDir, "transcoder-split-"+t.ID+"-"); err != nil {
-		return fmt.Errorf("split: %w", err)
 	}
 	if s.gops, err = e.cfg.FFmpeg.CutGOPs(ctx, s.in.path, v.Codec, s.dir); err != nil {
 		return fmt.Errorf("split: %w", err)
@@ -311,8 +342,13 @@ func closeAll(files []*os.File) {
 	}
 }
 
-// Close removes what the split made on this worker: the spooled source, the GOP files.
+// Close removes what the split made on this worker: the spooled source, the GOP files, the
+// audio (its encode stopped if it still runs).
 func (s *Split) Close() {
+	if s.audioStop != nil {
+		s.audioStop()
+		<-s.audioDone
+	}
 	if s.in != nil {
 		s.in.close()
 	}
@@ -321,22 +357,45 @@ func (s *Split) Close() {
 	}
 }
 
-// EncodeAudio encodes the source's audio, whole, into a local m4a in the split's directory
-// (the stitch takes it from there); "" when the output has no audio.
-func (e *Engine) EncodeAudio(ctx context.Context, t *Task, s *Split) (string, error) {
-	if s.Audio == nil {
-		return "", nil
+// StartAudio starts encoding the source's audio, whole, into a local m4a in the split's
+// directory (the stitch takes it from there). A coordinator starts it once the chunks are out,
+// so that it does not delay them. Calls after the first do nothing.
+func (s *Split) StartAudio(ctx context.Context) {
+	if s.audioDone != nil {
+		return
 	}
-	if _, ok := s.Probe.Audio(); !ok {
-		return "", nil
+	e := s.e
+	ctx, s.audioStop = context.WithCancel(ctx)
+	s.audioDone = make(chan struct{})
+	go func() {
+		defer close(s.audioDone)
+		if s.Audio == nil {
+			return
+		}
+		if _, ok := s.Probe.Audio(); !ok {
+			return
+		}
+		path := filepath.Join(s.dir, "audio.m4a")
+		spec := ffmpeg.Spec{Input: ffmpeg.Input{Path: s.in.path}, MaxPixels: s.plan.Spec.MaxPixels, Program: s.plan.Spec.Program,
+			Outputs: []ffmpeg.Output{{Container: "m4a", Audio: s.Audio, Path: path, MaxBytes: e.cfg.Limits.MaxOutputBytes}}}
+		if err := e.runToEnd(ctx, spec); err != nil {
+			s.audioErr = fmt.Errorf("split: audio: %w", err)
+			return
+		}
+		s.audio = path
+	}()
+}
+
+// AudioFile waits for the audio encode (started now if it was not) and returns its file; ""
+// when the output has no audio.
+func (s *Split) AudioFile(ctx context.Context) (string, error) {
+	s.StartAudio(ctx)
+	select {
+	case <-s.audioDone:
+		return s.audio, s.audioErr
+	case <-ctx.Done():
+		return "", ctx.Err()
 	}
-	path := filepath.Join(s.dir, "audio.m4a")
-	spec := ffmpeg.Spec{Input: ffmpeg.Input{Path: s.in.path}, MaxPixels: s.plan.Spec.MaxPixels, Program: s.plan.Spec.Program,
-		Outputs: []ffmpeg.Output{{Container: "m4a", Audio: s.Audio, Path: path, MaxBytes: e.cfg.Limits.MaxOutputBytes}}}
-	if err := e.runToEnd(ctx, spec); err != nil {
-		return "", fmt.Errorf("split: audio: %w", err)
-	}
-	return path, nil
 }
 
 // runToEnd runs an ffmpeg spec whose outputs are files, and waits for it.
@@ -367,8 +426,12 @@ func (e *Engine) runToEnd(ctx context.Context, spec ffmpeg.Spec) error {
 // Stitch joins the encoded chunks (a local MPEG-TS file, the chunks one after the other) and
 // the audio into the job's output, verifies it against the source like a whole run's, and
 // publishes it.
-func (e *Engine) Stitch(ctx context.Context, t *Task, s *Split, video, audio string) ([]job.OutputResult, error) {
+func (e *Engine) Stitch(ctx context.Context, t *Task, s *Split, video string) ([]job.OutputResult, error) {
 	t = t.metered()
+	audio, err := s.AudioFile(ctx)
+	if err != nil {
+		return nil, err
+	}
 	t.probed(s.Probe)
 	o := s.plan.Spec.Outputs[0]
 	o.Video = &ffmpeg.Video{Codec: "copy"}
@@ -381,6 +444,7 @@ func (e *Engine) Stitch(ctx context.Context, t *Task, s *Split, video, audio str
 		spec.Outputs[0].Audio = nil
 	}
 	p := &Plan{Spec: spec, Outputs: s.plan.Outputs}
+	p.Spec.MaxPixels = s.plan.Spec.MaxPixels
 	in := &input{acq: t.Buffers, path: video, probe: s.Probe, local: video} // nothing to feed: ffmpeg reads the file
 	outs, err := e.createOutputs(ctx, t, p)
 	if err != nil {

@@ -26,7 +26,7 @@ func splitLocally(t *testing.T, in string, chunk time.Duration) (string, job.Out
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	s, err := e.PrepareSplit(ctx, parent, chunk)
+	s, err := e.PrepareSplit(ctx, parent, chunk, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,9 +47,11 @@ func splitLocally(t *testing.T, in string, chunk time.Duration) (string, job.Out
 		task := &media.Task{ID: fmt.Sprintf("split-c%d", i), Attempt: 1, Buffers: res,
 			Job:   &job.Job{Input: "file://" + cin, Outputs: []job.Output{{URL: "file://" + cout}}},
 			Chunk: &media.ChunkWork{Video: s.Video, Window: c.Window, Frames: c.Frames}}
+		cs := time.Now()
 		if _, err := e.Run(ctx, task); err != nil {
 			t.Fatalf("chunk %d (%+v): %v", i, c, err)
 		}
+		t.Logf("chunk %d: %d frames in %v", i, c.Frames, time.Since(cs))
 		f, err := os.Open(cout)
 		if err != nil {
 			t.Fatal(err)
@@ -60,11 +62,7 @@ func splitLocally(t *testing.T, in string, chunk time.Duration) (string, job.Out
 		_ = f.Close()
 	}
 	_ = stitched.Close()
-	audio, err := e.EncodeAudio(ctx, parent, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	results, err := e.Stitch(ctx, parent, s, stitched.Name(), audio)
+	results, err := e.Stitch(ctx, parent, s, stitched.Name())
 	if err != nil {
 		t.Fatal(err)
 	}

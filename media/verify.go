@@ -40,6 +40,12 @@ const (
 // on a truncated input, so a short output is also how a truncated input shows.
 func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, path string) (job.OutputResult, error) {
 	var res job.OutputResult
+	if want.Window != nil {
+		// A chunk: what ffmpeg encoded is what the stitch reads back and verifies; an ffprobe
+		// per chunk would cost more than a tenth of a short chunk's encode.
+		res.Frames = int(c.meter.Frames.Load())
+		return res, checkChunk(c, res.Frames)
+	}
 	spans, err := e.measure(ctx, c, want, path)
 	if err != nil {
 		if ffmpeg.TruncatedInput(c.stderr) {
@@ -49,9 +55,6 @@ func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, p
 	}
 	v, a := pick(spans, "video"), pick(spans, "audio")
 	report(&res, v, a)
-	if want.Window != nil {
-		return res, checkChunk(c, v)
-	}
 	if v != nil {
 		res.SkippedFrames = int(c.meter.Skipped.Load())
 	}
@@ -123,12 +126,8 @@ func indexSpans(c *check, path string) ([]ffmpeg.StreamSpan, bool) {
 	return spans, true
 }
 
-// checkChunk checks an encoded chunk: every frame of its window is there.
-func checkChunk(c *check, v *ffmpeg.StreamSpan) error {
-	n := 0
-	if v != nil {
-		n = v.Packets
-	}
+// checkChunk checks an encoded chunk: every frame of its window was encoded.
+func checkChunk(c *check, n int) error {
 	if n != c.frames {
 		return mismatch(c, []string{fmt.Sprintf("chunk has %d frames, its window %d", n, c.frames)})
 	}

@@ -85,6 +85,9 @@ type Config struct {
 	// (ffmpeg names: libx264, libsvtav1, ...): a job that needs another is handed to a worker
 	// that has it. Default: every encoder ffmpeg has.
 	Encoders []string
+	// SplitMinDuration: a job whose split mode is auto is split when its input is longer than
+	// this and more than one worker is alive. Default 5m.
+	SplitMinDuration time.Duration
 	// NoRegistry keeps the worker out of TRANSCODE_WORKERS: for one-shot runs on a private
 	// server, where no one else can see it.
 	NoRegistry bool
@@ -140,6 +143,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = c.AckWait / 3
+	}
+	if c.SplitMinDuration == 0 {
+		c.SplitMinDuration = 5 * time.Minute
 	}
 	if c.StallTimeout == 0 {
 		c.StallTimeout = 2 * time.Minute

@@ -38,7 +38,7 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 		if w.cfg.Hooks.AfterState != nil {
 			w.cfg.Hooks.AfterState(r.id)
 		}
-		w.emitDurably(ctx, r, job.Event{Type: job.EventSucceeded, Outputs: outs})
+		w.emitDurably(ctx, r, job.Event{Type: job.EventSucceeded, Outputs: outs, Split: r.split.Load()})
 		if w.cfg.Hooks.BeforeAck != nil {
 			w.cfg.Hooks.BeforeAck(r.id)
 		}
@@ -206,6 +206,10 @@ func (w *Worker) statusOf(r *run, state job.State, p *job.Progress, outs []job.O
 	}
 	if len(fail) > 0 {
 		st.Error = fail[0]
+	}
+	st.ChunksDone, st.ChunksTotal = int(r.chunksDone.Load()), int(r.chunksTotal.Load())
+	if state == job.StateSucceeded {
+		st.Split = r.split.Load()
 	}
 	return st
 }

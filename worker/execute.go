@@ -15,6 +15,9 @@ func (w *Worker) execute(ctx context.Context, r *run, res *bufpool.Reservation) 
 	r.task.ID, r.task.Attempt, r.task.Job = r.id, r.attempt, r.job
 	r.task.Buffers, r.task.Observer = res, r
 	defer r.pid.Store(0)
+	if w.wantsSplit(ctx, r) {
+		return w.executeSplit(ctx, r, res)
+	}
 	return w.media.Run(ctx, &r.task)
 }
 

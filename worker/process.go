@@ -38,9 +38,13 @@ type run struct {
 	phases    []slog.Attr // owned by the job's goroutine
 	lastPhase time.Time
 	argv      atomic.Pointer[[]string]
-	passed    int          // deliveries handed on for want of an encoder; carried in the state
-	stopped   int          // deliveries handed back at a shutdown; carried in the state
-	log       *slog.Logger // the worker's, with the job id and attempt on every line
+	// A split job's chunks (split.go): how many, how many done, a count of the coordinator's
+	// waits (progress for the stall watch while other workers encode), and its account.
+	chunksTotal, chunksDone, splitTicks atomic.Int64
+	split                               atomic.Pointer[job.SplitResult]
+	passed                              int          // deliveries handed on for want of an encoder; carried in the state
+	stopped                             int          // deliveries handed back at a shutdown; carried in the state
+	log                                 *slog.Logger // the worker's, with the job id and attempt on every line
 }
 
 // logger is the job's logger (the worker's before the job's has been made).
@@ -82,17 +86,19 @@ func (r *run) Phase(name string) {
 }
 
 // advance is a number that grows whenever the job makes progress of any kind.
-func (r *run) advance() int64 { return r.task.Meter.Advance() }
+func (r *run) advance() int64 { return r.task.Meter.Advance() + r.splitTicks.Load() }
 
 func (r *run) progress() *job.Progress {
 	m := &r.task.Meter
 	p := &job.Progress{
-		OutTime:   float64(m.OutTimeUS.Load()) / 1e6,
-		FPS:       m.FPS(),
-		Speed:     m.Speed(),
-		BytesIn:   m.BytesIn.Load(),
-		BytesOut:  m.BytesOut.Load(),
-		Throttled: m.Waiting.Load() > 0,
+		OutTime:     float64(m.OutTimeUS.Load()) / 1e6,
+		FPS:         m.FPS(),
+		Speed:       m.Speed(),
+		BytesIn:     m.BytesIn.Load(),
+		BytesOut:    m.BytesOut.Load(),
+		Throttled:   m.Waiting.Load() > 0,
+		ChunksDone:  int(r.chunksDone.Load()),
+		ChunksTotal: int(r.chunksTotal.Load()),
 	}
 	if d := time.Duration(m.Duration.Load()); d > 0 {
 		p.Duration = d.Seconds()
@@ -103,6 +109,10 @@ func (r *run) progress() *job.Progress {
 
 // process runs one delivery of a job and settles it with NATS.
 func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
+	if isChunkSubject(msg.Subject()) {
+		w.runChunk(w.workCtx, msg, res)
+		return
+	}
 	meta, err := msg.Metadata()
 	if err != nil {
 		w.log.Error("message without metadata", "err", err)

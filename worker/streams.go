@@ -22,7 +22,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) (j
 		Description: "transcode jobs: a work queue, one message per job, deduplicated by job id",
 		// The three priorities exactly: a job on any other subject would match no consumer
 		// and wait forever, so its publish is refused instead.
-		Subjects:   []string{JobSubject(job.PriorityHigh), JobSubject(job.PriorityNormal), JobSubject(job.PriorityLow)},
+		Subjects: []string{JobSubject(job.PriorityHigh), JobSubject(job.PriorityNormal), JobSubject(job.PriorityLow),
+			ChunkSubject(job.PriorityHigh), ChunkSubject(job.PriorityNormal), ChunkSubject(job.PriorityLow)},
 		Retention:  jetstream.WorkQueuePolicy,
 		Storage:    jetstream.FileStorage,
 		Duplicates: 10 * time.Minute,
@@ -123,11 +124,21 @@ func ensureConsumers(ctx context.Context, js jetstream.JetStream, ackWait time.D
 		return nil, fmt.Errorf("consumer %s: %w", legacyConsumer, err)
 	}
 	var out []jetstream.Consumer
+	type queue struct {
+		durable, what, subject string
+	}
+	var queues []queue
 	for _, p := range []job.Priority{job.PriorityHigh, job.PriorityNormal, job.PriorityLow} {
+		queues = append(queues, queue{ConsumerFor(p), string(p) + " priority jobs", JobSubject(p)})
+	}
+	for _, p := range []job.Priority{job.PriorityHigh, job.PriorityNormal, job.PriorityLow} {
+		queues = append(queues, queue{chunkConsumerFor(p), string(p) + " priority chunks of split jobs", ChunkSubject(p)})
+	}
+	for _, q := range queues {
 		cfg := jetstream.ConsumerConfig{
-			Durable:       ConsumerFor(p),
-			Description:   "transcode workers, shared: " + string(p) + " priority jobs",
-			FilterSubject: JobSubject(p),
+			Durable:       q.durable,
+			Description:   "transcode workers, shared: " + q.what,
+			FilterSubject: q.subject,
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       ackWait,
 			MaxDeliver:    -1,

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,11 @@ type Worker struct {
 	caps          atomic.Pointer[[]string] // encoders offered, learned once
 	registry      jetstream.KeyValue       // nil with NoRegistry
 	media         *media.Engine            // runs each job's media work
+	// Split jobs (split.go): chunk records, the chunk task consumers (high, normal, low), and
+	// the chunks running here, by record key, for cancel.
+	splitKV   jetstream.KeyValue
+	chunkCons []jetstream.Consumer
+	chunkRuns map[string]context.CancelCauseFunc
 }
 
 // Errors that end a job for a reason of the worker's, not of ffmpeg's.
@@ -147,8 +153,15 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	if w.splitKV, err = ensureSplitStores(ctx, w.js, replicas); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 	w.bell = make(chan struct{}, 1)
-	w.bellSub, err = w.cfg.Conn.Subscribe(JobsSubjects, func(m *nats.Msg) {
+	// Jobs and chunk tasks ring the same bell: transcode.jobs.<p> and transcode.chunks.<p>.
+	w.bellSub, err = w.cfg.Conn.Subscribe("transcode.*.*", func(m *nats.Msg) {
+		if !strings.HasPrefix(m.Subject, "transcode.jobs.") && !isChunkSubject(m.Subject) {
+			return
+		}
 		w.rung.Or(1 << priorityIndex(m.Subject))
 		select {
 		case w.bell <- struct{}{}:
@@ -158,7 +171,8 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: subscribe %s: %w", JobsSubjects, err)
 	}
-	w.kv, w.cons = kv, cons
+	w.kv, w.cons, w.chunkCons = kv, cons[:3], cons[3:]
+	w.chunkRuns = map[string]context.CancelCauseFunc{}
 	// What this worker can encode decides which jobs it takes: learned now (ffmpeg -encoders,
 	// tens of ms), not on the path of the first job.
 	w.encoders(ctx)
@@ -309,6 +323,9 @@ func (w *Worker) fetchLoop() {
 // delivery as stopped (job.Status.Stopped): it was not the job's attempt.
 func (w *Worker) handBack(msg jetstream.Msg) {
 	defer func() { _ = msg.Nak() }()
+	if isChunkSubject(msg.Subject()) {
+		return // a chunk task: its record counts encodes, not deliveries
+	}
 	meta, err := msg.Metadata()
 	if err != nil {
 		return
@@ -372,9 +389,9 @@ func (w *Worker) recordStopped(ctx context.Context, id string) (created bool, er
 // priorityIndex is the queue (0 high, 1 normal, 2 low) of a job subject.
 func priorityIndex(subject string) uint {
 	switch subject {
-	case JobSubject(job.PriorityHigh):
+	case JobSubject(job.PriorityHigh), ChunkSubject(job.PriorityHigh):
 		return 0
-	case JobSubject(job.PriorityLow):
+	case JobSubject(job.PriorityLow), ChunkSubject(job.PriorityLow):
 		return 2
 	}
 	return 1
@@ -403,7 +420,11 @@ func (w *Worker) fetchOne() (jetstream.Msg, error) {
 	var rung uint32
 	for {
 		for _, i := range order {
-			msg, err := w.pull(w.cons[i], 0)
+			// Chunks of split jobs already running go before new jobs of the same priority.
+			msg, err := w.pull(w.chunkCons[i], 0)
+			if err == nil && msg == nil {
+				msg, err = w.pull(w.cons[i], 0)
+			}
 			if err == nil && msg == nil && rung&(1<<i) != 0 {
 				// The bell can ring before its job is stored: give that queue a moment.
 				msg, err = w.pull(w.cons[i], 25*time.Millisecond)
@@ -465,4 +486,11 @@ func (w *Worker) onCancel(m *nats.Msg) {
 		w.log.Info("cancel requested", "job", id)
 		r.cancel(ErrCanceled)
 	}
+	w.mu.Lock()
+	for key, cancel := range w.chunkRuns {
+		if strings.HasPrefix(key, id+".") {
+			cancel(ErrCanceled)
+		}
+	}
+	w.mu.Unlock()
 }

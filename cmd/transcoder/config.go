@@ -44,6 +44,7 @@ type fileConfig struct {
 	AckWait          time.Duration   `yaml:"ack_wait"`
 	Heartbeat        time.Duration   `yaml:"heartbeat"`
 	StallTimeout     time.Duration   `yaml:"stall_timeout"`
+	SplitMinDuration time.Duration   `yaml:"split_min_duration"`
 	MaxDeliver       int             `yaml:"max_deliver"`
 	Backoff          []time.Duration `yaml:"backoff"`
 	TimeoutFloor     time.Duration   `yaml:"timeout_floor"`

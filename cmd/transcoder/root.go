@@ -82,6 +82,8 @@ type jobFlags struct {
 	meta     []string
 	presets  string
 	fast     bool
+	split    string
+	chunk    time.Duration
 }
 
 func (f *jobFlags) register(c *cobra.Command) {
@@ -92,7 +94,9 @@ func (f *jobFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.id, "id", "", "job id (default: generated); resubmitting an id within 10 minutes is deduplicated")
 	c.Flags().StringArrayVar(&f.meta, "meta", nil, "metadata KEY=VALUE echoed in every event (repeatable)")
 	c.Flags().StringVar(&f.presets, "presets", "", "extra presets YAML file")
-	c.Flags().BoolVar(&f.fast, "faststart", false, "mp4/m4a outputs with the index at the front (progressive download), instead of fragmented")
+	c.Flags().BoolVar(&f.fast, "faststart", false, "mp4/m4a outputs with the index at the front (every mp4/m4a output has it now; kept for old scripts)")
+	c.Flags().StringVar(&f.split, "split", "", "split into chunks that many workers encode at once: on, off or auto (default auto: inputs longer than the workers' split_min_duration, with more than one worker alive)")
+	c.Flags().DurationVar(&f.chunk, "chunk", 0, "chunk duration of a split job (default 30s)")
 	_ = c.MarkFlagRequired("output")
 }
 
@@ -107,6 +111,9 @@ func (f *jobFlags) build(input string) (*job.Job, job.Presets, error) {
 		return nil, nil, usageError{fmt.Errorf("input: %w", err)}
 	}
 	j := &job.Job{ID: f.id, Input: in, Preset: f.preset, Priority: job.Priority(f.priority), Timeout: job.Duration(f.timeout)}
+	if f.split != "" || f.chunk != 0 {
+		j.Split = &job.Split{Mode: f.split, Chunk: job.Duration(f.chunk)}
+	}
 	for _, o := range f.outputs {
 		u, err := toURL(o)
 		if err != nil {

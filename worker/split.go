@@ -1,0 +1,490 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/transcoder/transcoder/bufpool"
+	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/media"
+	"github.com/transcoder/transcoder/storage"
+)
+
+// Split jobs (README.md, "Split jobs"). The worker that takes a split job coordinates it: it
+// cuts the source (media.PrepareSplit), puts each chunk's GOPs in the chunks object store and
+// publishes a chunk task for it on transcode.chunks.<priority>, where any worker's free slot
+// takes it as it takes jobs (same admission, heartbeats and classes). The coordinator encodes
+// chunks too, in its own slot, while it waits: a fleet whose every slot coordinates still
+// finishes. A chunk's record in SplitBucket says who encoded it, how often it was started and
+// whether it is done: a done chunk stays done, so a redelivered split job resumes. When every
+// chunk is done the coordinator stitches them with the audio it encoded meanwhile.
+
+const (
+	// ChunksBucket is the object store of split jobs' chunks: inputs (GOPs) and encodes.
+	ChunksBucket = "TRANSCODE_CHUNKS"
+	// SplitBucket is the KV bucket of chunk records, key "<job id>.<chunk index>".
+	SplitBucket = "TRANSCODE_SPLIT"
+	// ChunksSubjects are the subjects of chunk tasks.
+	ChunksSubjects = "transcode.chunks.>"
+	// chunkObjectsTTL removes what a job that never ended left in the chunks store.
+	chunkObjectsTTL = 7 * 24 * time.Hour
+)
+
+// ChunkSubject is the subject a chunk task of the given priority is published on.
+func ChunkSubject(p job.Priority) string {
+	if p == "" {
+		p = job.PriorityNormal
+	}
+	return "transcode.chunks." + string(p)
+}
+
+func chunkConsumerFor(p job.Priority) string { return "transcoders-chunks-" + string(p) }
+
+func isChunkSubject(s string) bool { return strings.HasPrefix(s, "transcode.chunks.") }
+
+// chunkRecord is a chunk's record in SplitBucket.
+type chunkRecord struct {
+	Done    bool         `json:"done,omitempty"`
+	Worker  string       `json:"worker,omitempty"` // the last to start it; who encoded it once done
+	Encodes int          `json:"encodes"`
+	Output  string       `json:"output,omitempty"`
+	Failed  *job.Failure `json:"failed,omitempty"` // failed for good: so does the job
+}
+
+func chunkKey(id string, i int) string { return fmt.Sprintf("%s.%d", id, i) }
+
+func chunkURL(id, name string) string { return "nats://" + ChunksBucket + "/" + id + "/" + name }
+
+// ensureSplitStores creates the chunk records bucket and the chunks object store.
+func ensureSplitStores(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	kv, err := ensureKV(ctx, js, jetstream.KeyValueConfig{
+		Bucket: SplitBucket, Description: "chunk records of split jobs", History: 1,
+		TTL: chunkObjectsTTL, Storage: jetstream.FileStorage, Replicas: replicas,
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = retry(ctx, func(ctx context.Context) error {
+		if _, err := js.ObjectStore(ctx, ChunksBucket); err == nil {
+			return nil
+		}
+		_, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: ChunksBucket,
+			Description: "chunks of split jobs", TTL: chunkObjectsTTL, Storage: jetstream.FileStorage, Replicas: replicas})
+		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", ChunksBucket, err)
+	}
+	return kv, nil
+}
+
+// wantsSplit tells whether a job is split: asked for (on), or auto with more than one worker
+// alive (the input's length is checked once it is probed).
+func (w *Worker) wantsSplit(ctx context.Context, r *run) bool {
+	switch r.job.SplitMode() {
+	case job.SplitOn:
+		return true
+	case job.SplitAuto:
+		return w.liveWorkers(ctx) > 1
+	}
+	return false
+}
+
+// liveWorkers counts the workers in the registry (1, this one, without a registry).
+func (w *Worker) liveWorkers(ctx context.Context) int {
+	if w.registry == nil {
+		return 1
+	}
+	keys, err := w.registry.ListKeys(ctx)
+	if err != nil {
+		return 1
+	}
+	n := 0
+	for range keys.Keys() {
+		n++
+	}
+	return n
+}
+
+// executeSplit runs a split job as its coordinator. An input that cannot be split runs whole
+// (auto) or fails as invalid_input (on).
+func (w *Worker) executeSplit(ctx context.Context, r *run, res *bufpool.Reservation) ([]job.OutputResult, error) {
+	r.task.ID, r.task.Attempt, r.task.Job = r.id, r.attempt, r.job
+	r.task.Buffers, r.task.Observer = res, r
+	minDur := w.cfg.SplitMinDuration
+	if r.job.SplitMode() == job.SplitOn {
+		minDur = 0
+	}
+	s, err := w.media.PrepareSplit(ctx, &r.task, r.job.ChunkDuration(), minDur)
+	if errors.Is(err, media.ErrUnsplittable) {
+		if r.job.SplitMode() == job.SplitOn {
+			return nil, &job.Error{Class: job.ClassInvalidInput, Reason: err.Error(), Err: err}
+		}
+		r.log.Info("running whole", "why", err.Error())
+		r.task.Meter = media.Meter{}
+		return w.media.Run(ctx, &r.task)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	sp := &splitRun{w: w, r: r, s: s, res: res, total: len(s.Plan.Chunks)}
+	outs, err := sp.run(ctx)
+	if err == nil || terminal(err) {
+		sp.cleanup(ctx)
+	}
+	return outs, err
+}
+
+// terminal reports whether a failure ends the job for good (no redelivery resumes it).
+func terminal(err error) bool {
+	class, _ := classify(err)
+	return class != job.ClassTransient && class != job.ClassInternal
+}
+
+// splitRun is one attempt of a split job's coordination.
+type splitRun struct {
+	w     *Worker
+	r     *run
+	s     *media.Split
+	res   *bufpool.Reservation
+	total int
+}
+
+func (sp *splitRun) run(ctx context.Context) ([]job.OutputResult, error) {
+	r, w := sp.r, sp.w
+	r.chunksTotal.Store(int64(sp.total))
+	if err := sp.publish(ctx); err != nil {
+		return nil, err
+	}
+	r.Phase("chunks published")
+	sp.s.StartAudio(ctx)
+	recs, err := sp.await(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Phase("chunks")
+	video := filepath.Join(w.cfg.SpoolDir, fmt.Sprintf("transcoder-stitch-%s-%d.ts", r.id, r.attempt))
+	defer func() { _ = os.Remove(video) }()
+	if err := sp.fetch(ctx, recs, video); err != nil {
+		return nil, err
+	}
+	outs, err := w.media.Stitch(ctx, &r.task, sp.s, video)
+	if err != nil {
+		return nil, err
+	}
+	acct := &job.SplitResult{Chunks: sp.total}
+	for _, rec := range recs {
+		acct.Encodes += rec.Encodes
+		if !slices.Contains(acct.Workers, rec.Worker) {
+			acct.Workers = append(acct.Workers, rec.Worker)
+		}
+	}
+	r.split.Store(acct)
+	return outs, nil
+}
+
+// publish puts every chunk that is not done in the chunks store and publishes its task.
+func (sp *splitRun) publish(ctx context.Context) error {
+	r, w := sp.r, sp.w
+	for _, i := range sp.s.Plan.ByCost() {
+		c := sp.s.Plan.Chunks[i]
+		if rec, _ := w.chunkRecord(ctx, r.id, i); rec != nil && rec.Done {
+			if _, err := w.cfg.Storage.Stat(ctx, rec.Output); err == nil {
+				continue // done by an earlier attempt
+			}
+		}
+		in := chunkURL(r.id, fmt.Sprintf("in-%05d.ts", i))
+		if err := sp.put(ctx, i, in); err != nil {
+			return err
+		}
+		task := job.ChunkTask{Job: r.id, Index: i, Input: in, Output: chunkURL(r.id, fmt.Sprintf("out-%05d.ts", i)),
+			Window: c.Window, Frames: c.Frames, Video: sp.s.Video}
+		// One task per chunk and attempt: a task still queued from an earlier attempt is the
+		// same chunk, and its record tells whoever takes it second that it is done.
+		id := jetstream.WithMsgID(fmt.Sprintf("%s.chunk.%d.%d", r.id, i, r.attempt))
+		if err := publishJSON(ctx, w.js, ChunkSubject(r.job.Priority), task, id); err != nil {
+			return fmt.Errorf("publish chunk %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// put copies chunk i's GOPs into the chunks store, through the job's ring reservation.
+func (sp *splitRun) put(ctx context.Context, i int, url string) error {
+	src, _, err := sp.s.ChunkInput(i)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = src.Close() }()
+	wr, err := sp.w.cfg.Storage.Create(ctx, url, storage.CreateOptions{JobID: sp.r.id, Attempt: sp.r.attempt, ContentType: "video/mp2t"})
+	if err != nil {
+		return fmt.Errorf("chunk %d: %w", i, err)
+	}
+	if _, err := media.Copy(ctx, wr, src, sp.res); err != nil {
+		wr.Abort()
+		return fmt.Errorf("chunk %d: %w", i, err)
+	}
+	if err := wr.Commit(ctx); err != nil {
+		wr.Abort()
+		return fmt.Errorf("chunk %d: %w", i, err)
+	}
+	return nil
+}
+
+// await encodes chunk tasks in this slot while there are any, and waits for the others' until
+// every chunk of the job is done. A chunk that failed for good fails the job with its class.
+func (sp *splitRun) await(ctx context.Context) ([]chunkRecord, error) {
+	r, w := sp.r, sp.w
+	watch, err := w.splitKV.Watch(ctx, r.id+".*", jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, fmt.Errorf("watch chunks: %w", err)
+	}
+	defer func() { _ = watch.Stop() }()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		recs, done, failed := sp.records(ctx)
+		r.chunksDone.Store(int64(done))
+		r.splitTicks.Add(1)
+		if failed != nil {
+			return nil, &job.Error{Class: failed.Class, Reason: "a chunk failed: " + failed.Reason}
+		}
+		if done == sp.total {
+			return recs, nil
+		}
+		if msg, _ := w.pullChunk(); msg != nil {
+			w.runChunk(ctx, msg, sp.res)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-watch.Updates():
+		case <-tick.C:
+		}
+	}
+}
+
+// records reads every chunk record of the job: how many are done, and a failure if one failed.
+func (sp *splitRun) records(ctx context.Context) ([]chunkRecord, int, *job.Failure) {
+	recs := make([]chunkRecord, sp.total)
+	done := 0
+	for i := range recs {
+		rec, _ := sp.w.chunkRecord(ctx, sp.r.id, i)
+		if rec == nil {
+			continue
+		}
+		recs[i] = *rec
+		if rec.Failed != nil {
+			return nil, 0, rec.Failed
+		}
+		if rec.Done {
+			done++
+		}
+	}
+	return recs, done, nil
+}
+
+// fetch concatenates the encoded chunks, in order, into a local file for the stitch.
+func (sp *splitRun) fetch(ctx context.Context, recs []chunkRecord, path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("stitch: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	for i, rec := range recs {
+		rd, err := sp.w.cfg.Storage.Open(ctx, rec.Output)
+		if err != nil {
+			return fmt.Errorf("chunk %d: %w", i, err)
+		}
+		_, err = media.Copy(ctx, f, rd, sp.res)
+		_ = rd.Close()
+		if err != nil {
+			return fmt.Errorf("chunk %d: %w", i, err)
+		}
+	}
+	return f.Close()
+}
+
+// cleanup removes the job's chunk objects and records: the job has ended.
+func (sp *splitRun) cleanup(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	for i := range sp.total {
+		for _, name := range []string{"in", "out"} {
+			_ = sp.w.cfg.Storage.Delete(ctx, chunkURL(sp.r.id, fmt.Sprintf("%s-%05d.ts", name, i)))
+		}
+		_ = sp.w.splitKV.Delete(ctx, chunkKey(sp.r.id, i))
+	}
+}
+
+// chunkRecord reads a chunk's record, nil if it has none.
+func (w *Worker) chunkRecord(ctx context.Context, id string, i int) (*chunkRecord, error) {
+	e, err := w.splitKV.Get(ctx, chunkKey(id, i))
+	if err != nil {
+		return nil, err
+	}
+	var rec chunkRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// updateChunk changes a chunk's record with compare and swap: two workers that started the
+// same chunk both count.
+func (w *Worker) updateChunk(ctx context.Context, id string, i int, fn func(*chunkRecord)) error {
+	key := chunkKey(id, i)
+	for range 10 {
+		var rec chunkRecord
+		var rev uint64
+		e, err := w.splitKV.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			if err := json.Unmarshal(e.Value(), &rec); err != nil {
+				return err
+			}
+			rev = e.Revision()
+		}
+		fn(&rec)
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			_, err = w.splitKV.Create(ctx, key, b)
+		} else {
+			_, err = w.splitKV.Update(ctx, key, b, rev)
+		}
+		if err == nil || (!errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch)) {
+			return err
+		}
+	}
+	return fmt.Errorf("worker: chunk record %s changed under every update", key)
+}
+
+// pullChunk takes a chunk task that is waiting, highest priority first; nil if none.
+func (w *Worker) pullChunk() (jetstream.Msg, error) {
+	for _, c := range w.chunkCons {
+		if msg, err := w.pull(c, 0); err != nil || msg != nil {
+			return msg, err
+		}
+	}
+	return nil, nil
+}
+
+// runChunk encodes one chunk task and settles it: done (ack), failed for good (its record says
+// so, and the job fails; term), or retried alone (nak with backoff) until the delivery limit.
+func (w *Worker) runChunk(ctx context.Context, msg jetstream.Msg, res *bufpool.Reservation) {
+	meta, err := msg.Metadata()
+	var ct job.ChunkTask
+	if err == nil {
+		err = json.Unmarshal(msg.Data(), &ct)
+	}
+	if err != nil || !job.ValidID(ct.Job) || ct.Index < 0 {
+		w.log.Warn("chunk task refused", "err", err)
+		_ = msg.Term()
+		return
+	}
+	log := w.log.With("job", ct.Job, "chunk", ct.Index, "attempt", meta.NumDelivered)
+	if st, _ := w.status(ctx, ct.Job); st != nil && (st.CancelRequested || st.State == job.StateSucceeded || st.State == job.StateFailed || st.State == job.StateCanceled) {
+		_ = msg.Ack() // its job has ended
+		return
+	}
+	if rec, _ := w.chunkRecord(ctx, ct.Job, ct.Index); rec != nil && (rec.Done || rec.Failed != nil) {
+		_ = msg.Ack()
+		return
+	}
+	if err := w.updateChunk(ctx, ct.Job, ct.Index, func(rec *chunkRecord) { rec.Encodes++; rec.Worker = w.cfg.ID }); err != nil {
+		log.Warn("chunk record", "err", err)
+	}
+	start := time.Now()
+	err = w.encodeChunk(ctx, msg, ct, int(meta.NumDelivered), res)
+	w.settleChunk(ctx, log, msg, ct, int(meta.NumDelivered), err)
+	if err == nil {
+		log.Info("chunk encoded", "frames", ct.Frames, "elapsed", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// encodeChunk runs the chunk's media task, with heartbeats, canceled with its job.
+func (w *Worker) encodeChunk(ctx context.Context, msg jetstream.Msg, ct job.ChunkTask, attempt int, res *bufpool.Reservation) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	key := chunkKey(ct.Job, ct.Index)
+	w.mu.Lock()
+	w.chunkRuns[key] = cancel
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.chunkRuns, key)
+		w.mu.Unlock()
+	}()
+	hb := time.NewTicker(w.cfg.Heartbeat)
+	defer hb.Stop()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hb.C:
+				_ = msg.InProgress()
+			}
+		}
+	})
+	defer func() { close(done); wg.Wait() }()
+	id := fmt.Sprintf("%s-c%d", ct.Job, ct.Index)
+	task := &media.Task{ID: id, Attempt: attempt, Buffers: res,
+		Job:   &job.Job{ID: id, Input: ct.Input, Outputs: []job.Output{{URL: ct.Output}}},
+		Chunk: &media.ChunkWork{Video: ct.Video, Window: ct.Window, Frames: ct.Frames}}
+	_, err := w.media.Run(ctx, task)
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = errors.Join(cause, err)
+	}
+	return err
+}
+
+func (w *Worker) settleChunk(ctx context.Context, log *slog.Logger, msg jetstream.Msg, ct job.ChunkTask, attempt int, err error) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	if err == nil {
+		if uerr := w.updateChunk(sctx, ct.Job, ct.Index, func(rec *chunkRecord) { rec.Done, rec.Worker, rec.Output = true, w.cfg.ID, ct.Output }); uerr != nil {
+			log.Warn("chunk done, record not written: it is redone", "err", uerr)
+			_ = msg.Nak()
+			return
+		}
+		_ = msg.DoubleAck(sctx)
+		return
+	}
+	class, reason := classify(err)
+	act, delay := decide(class, attempt, w.cfg.MaxDeliver, w.cfg.Backoff, errors.Is(err, ErrShutdown) || ctx.Err() != nil)
+	log.Warn("chunk failed", "class", class, "reason", reason)
+	switch {
+	case class == job.ClassCanceled:
+		_ = msg.Ack()
+	case act == actNak:
+		_ = msg.NakWithDelay(delay)
+	default:
+		_ = w.updateChunk(sctx, ct.Job, ct.Index, func(rec *chunkRecord) { rec.Failed = &job.Failure{Class: class, Reason: reason} })
+		_ = msg.TermWithReason(string(class))
+	}
+}
