@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/transcoder/transcoder/bufpool"
@@ -40,6 +41,10 @@ const (
 	// chunkObjectsTTL removes what a job that never ended left in the chunks store.
 	chunkObjectsTTL = 7 * 24 * time.Hour
 )
+
+// chunksOnlyHeader on a cancel message stops the job's chunks only: its coordinator has
+// ended it already, and settles it itself.
+const chunksOnlyHeader = "Transcoder-Chunks-Only"
 
 // ChunkSubject is the subject a chunk task of the given priority is published on.
 func ChunkSubject(p job.Priority) string {
@@ -144,6 +149,16 @@ func (w *Worker) executeSplit(ctx context.Context, r *run, res *bufpool.Reservat
 	defer s.Close()
 	sp := &splitRun{w: w, r: r, s: s, res: res, total: len(s.Plan.Chunks)}
 	outs, err := sp.run(ctx)
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = errors.Join(cause, err) // canceled, timed out, shutting down: what ended it
+	}
+	if err != nil && terminal(err) {
+		// Chunks of the job still encoding elsewhere stop (their workers hear the job's cancel
+		// subject), and find no record to write once cleaned up.
+		m := nats.NewMsg(CancelSubject(r.id))
+		m.Header.Set(chunksOnlyHeader, "1")
+		_ = w.cfg.Conn.PublishMsg(m)
+	}
 	if err == nil || terminal(err) {
 		sp.cleanup(ctx)
 	}
@@ -211,6 +226,10 @@ func (sp *splitRun) publish(ctx context.Context) error {
 		in := chunkURL(r.id, fmt.Sprintf("in-%05d.ts", i))
 		if err := sp.put(ctx, i, in); err != nil {
 			return err
+		}
+		// The record exists before its task: a chunk run finds none once the job has ended.
+		if err := w.updateChunk(ctx, r.id, i, true, func(*chunkRecord) {}); err != nil {
+			return fmt.Errorf("chunk %d record: %w", i, err)
 		}
 		task := job.ChunkTask{Job: r.id, Index: i, Input: in, Output: chunkURL(r.id, fmt.Sprintf("out-%05d.ts", i)),
 			Window: c.Window, Frames: c.Frames, Video: sp.s.Video}
@@ -346,15 +365,21 @@ func (w *Worker) chunkRecord(ctx context.Context, id string, i int) (*chunkRecor
 	return &rec, nil
 }
 
+// errNoRecord: the chunk has no record; its job has ended and was cleaned up.
+var errNoRecord = errors.New("worker: no chunk record")
+
 // updateChunk changes a chunk's record with compare and swap: two workers that started the
-// same chunk both count.
-func (w *Worker) updateChunk(ctx context.Context, id string, i int, fn func(*chunkRecord)) error {
+// same chunk both count. Only the coordinator creates records (create); for anyone else a
+// missing record is errNoRecord.
+func (w *Worker) updateChunk(ctx context.Context, id string, i int, create bool, fn func(*chunkRecord)) error {
 	key := chunkKey(id, i)
 	for range 10 {
 		var rec chunkRecord
 		var rev uint64
 		e, err := w.splitKV.Get(ctx, key)
 		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound) && !create:
+			return errNoRecord
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
 			return err
@@ -413,7 +438,11 @@ func (w *Worker) runChunk(ctx context.Context, msg jetstream.Msg, res *bufpool.R
 		_ = msg.Ack()
 		return
 	}
-	if err := w.updateChunk(ctx, ct.Job, ct.Index, func(rec *chunkRecord) { rec.Encodes++; rec.Worker = w.cfg.ID }); err != nil {
+	if err := w.updateChunk(ctx, ct.Job, ct.Index, false, func(rec *chunkRecord) { rec.Encodes++; rec.Worker = w.cfg.ID }); err != nil {
+		if errors.Is(err, errNoRecord) {
+			_ = msg.Ack() // its job has ended
+			return
+		}
 		log.Warn("chunk record", "err", err)
 	}
 	start := time.Now()
@@ -467,7 +496,14 @@ func (w *Worker) settleChunk(ctx context.Context, log *slog.Logger, msg jetstrea
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	if err == nil {
-		if uerr := w.updateChunk(sctx, ct.Job, ct.Index, func(rec *chunkRecord) { rec.Done, rec.Worker, rec.Output = true, w.cfg.ID, ct.Output }); uerr != nil {
+		uerr := w.updateChunk(sctx, ct.Job, ct.Index, false, func(rec *chunkRecord) { rec.Done, rec.Worker, rec.Output = true, w.cfg.ID, ct.Output })
+		if errors.Is(uerr, errNoRecord) {
+			// The job ended while this chunk was encoded: nothing will stitch it.
+			_ = w.cfg.Storage.Delete(sctx, ct.Output)
+			_ = msg.Ack()
+			return
+		}
+		if uerr != nil {
 			log.Warn("chunk done, record not written: it is redone", "err", uerr)
 			_ = msg.Nak()
 			return
@@ -484,7 +520,7 @@ func (w *Worker) settleChunk(ctx context.Context, log *slog.Logger, msg jetstrea
 	case act == actNak:
 		_ = msg.NakWithDelay(delay)
 	default:
-		_ = w.updateChunk(sctx, ct.Job, ct.Index, func(rec *chunkRecord) { rec.Failed = &job.Failure{Class: class, Reason: reason} })
+		_ = w.updateChunk(sctx, ct.Job, ct.Index, false, func(rec *chunkRecord) { rec.Failed = &job.Failure{Class: class, Reason: reason} })
 		_ = msg.TermWithReason(string(class))
 	}
 }

@@ -482,7 +482,7 @@ func (w *Worker) onCancel(m *nats.Msg) {
 	w.mu.Lock()
 	r := w.running[id]
 	w.mu.Unlock()
-	if r != nil {
+	if r != nil && m.Header.Get(chunksOnlyHeader) == "" {
 		w.log.Info("cancel requested", "job", id)
 		r.cancel(ErrCanceled)
 	}
