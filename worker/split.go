@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -267,17 +268,28 @@ func (sp *splitRun) put(ctx context.Context, i int, url string) error {
 
 // await encodes chunk tasks in this slot while there are any, and waits for the others' until
 // every chunk of the job is done. A chunk that failed for good fails the job with its class.
+// The records are read once, then followed through the bucket's watch: a job of N chunks
+// costs N reads and N updates, not N per update.
 func (sp *splitRun) await(ctx context.Context) ([]chunkRecord, error) {
 	r, w := sp.r, sp.w
-	watch, err := w.splitKV.Watch(ctx, r.id+".*", jetstream.UpdatesOnly())
+	watch, err := w.splitKV.Watch(ctx, r.id+".*")
 	if err != nil {
 		return nil, fmt.Errorf("watch chunks: %w", err)
 	}
 	defer func() { _ = watch.Stop() }()
+	recs := make([]chunkRecord, sp.total)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		recs, done, failed := sp.records(ctx)
+		done, failed := 0, (*job.Failure)(nil)
+		for _, rec := range recs {
+			if rec.Done {
+				done++
+			}
+			if rec.Failed != nil {
+				failed = rec.Failed
+			}
+		}
 		r.chunksDone.Store(int64(done))
 		r.splitTicks.Add(1)
 		if failed != nil {
@@ -293,30 +305,26 @@ func (sp *splitRun) await(ctx context.Context) ([]chunkRecord, error) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-watch.Updates():
+		case e := <-watch.Updates():
+			// nil marks the end of the values the bucket had when the watch began.
+			if e != nil && e.Operation() == jetstream.KeyValuePut {
+				applyRecord(recs, r.id, e)
+			}
 		case <-tick.C:
 		}
 	}
 }
 
-// records reads every chunk record of the job: how many are done, and a failure if one failed.
-func (sp *splitRun) records(ctx context.Context) ([]chunkRecord, int, *job.Failure) {
-	recs := make([]chunkRecord, sp.total)
-	done := 0
-	for i := range recs {
-		rec, _ := sp.w.chunkRecord(ctx, sp.r.id, i)
-		if rec == nil {
-			continue
-		}
-		recs[i] = *rec
-		if rec.Failed != nil {
-			return nil, 0, rec.Failed
-		}
-		if rec.Done {
-			done++
-		}
+// applyRecord sets the record a watch update carries.
+func applyRecord(recs []chunkRecord, id string, e jetstream.KeyValueEntry) {
+	i, err := strconv.Atoi(strings.TrimPrefix(e.Key(), id+"."))
+	if err != nil || i < 0 || i >= len(recs) {
+		return
 	}
-	return recs, done, nil
+	var rec chunkRecord
+	if json.Unmarshal(e.Value(), &rec) == nil {
+		recs[i] = rec
+	}
 }
 
 // fetch concatenates the encoded chunks, in order, into a local file for the stitch.
