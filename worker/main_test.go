@@ -32,6 +32,9 @@ func helperWorker(url, id string) int {
 		if n, err := strconv.Atoi(os.Getenv("TRANSCODER_TEST_MAX_DELIVER")); err == nil {
 			cfg.MaxDeliver = n
 		}
+		if n, err := strconv.Atoi(os.Getenv("TRANSCODER_TEST_SLOTS")); err == nil {
+			cfg.Slots = n
+		}
 		if d, err := time.ParseDuration(os.Getenv("TRANSCODER_TEST_ACK_WAIT")); err == nil {
 			cfg.AckWait = d
 		}

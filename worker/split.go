@@ -141,7 +141,6 @@ func (w *Worker) executeSplit(ctx context.Context, r *run, res *bufpool.Reservat
 			return nil, &job.Error{Class: job.ClassInvalidInput, Reason: err.Error(), Err: err}
 		}
 		r.log.Info("running whole", "why", err.Error())
-		r.task.Meter = media.Meter{}
 		return w.media.Run(ctx, &r.task)
 	}
 	if err != nil {
@@ -234,9 +233,11 @@ func (sp *splitRun) publish(ctx context.Context) error {
 		}
 		task := job.ChunkTask{Job: r.id, Index: i, Input: in, Output: chunkURL(r.id, fmt.Sprintf("out-%05d.ts", i)),
 			Window: c.Window, Frames: c.Frames, Video: sp.s.Video}
-		// One task per chunk and attempt: a task still queued from an earlier attempt is the
-		// same chunk, and its record tells whoever takes it second that it is done.
-		id := jetstream.WithMsgID(fmt.Sprintf("%s.chunk.%d.%d", r.id, i, r.attempt))
+		// One task per chunk: a later attempt's publish of a chunk whose task is still in the
+		// stream (queued, or held by a worker that died) is dropped as a duplicate (within the
+		// stream's 10 minute window), so that the chunk is not encoded twice at once. Past the
+		// window, the record tells whoever takes the second task that the chunk is done.
+		id := jetstream.WithMsgID(fmt.Sprintf("%s.chunk.%d", r.id, i))
 		if err := publishJSON(ctx, w.js, ChunkSubject(r.job.Priority), task, id); err != nil {
 			return fmt.Errorf("publish chunk %d: %w", i, err)
 		}

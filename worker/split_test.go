@@ -249,3 +249,35 @@ func TestSplitCancel(t *testing.T) {
 		<-tick.C
 	}
 }
+
+// TestSplitResumes: both workers of a split job are killed with SIGKILL once half of its chunks
+// are done; two new workers finish it, redoing at most the chunk each killed worker was on, and
+// the output has every frame.
+func TestSplitResumes(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	// One slot each: what each worker can have in flight is one chunk.
+	procs := []*workerProc{e.startWorkerProc("resume-a", "TRANSCODER_TEST_SLOTS=1"), e.startWorkerProc("resume-b", "TRANSCODER_TEST_SLOTS=1")}
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 30, Size: "640x360", Extra: []string{"-g", "25"}})
+	out := filepath.Join(e.dir, "resumed.mp4")
+	id := e.submitSplit(in, out, job.SplitOn, 2*time.Second)
+	e.events.waitFor(t, waitLong, "half the chunks done", func(ev job.Event) bool {
+		return ev.JobID == id && ev.Type == job.EventProgress && ev.Progress.ChunksTotal > 0 && 2*ev.Progress.ChunksDone >= ev.Progress.ChunksTotal
+	})
+	for _, p := range procs {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+	}
+	e.startWorkerProc("resume-c", "TRANSCODER_TEST_SLOTS=1")
+	e.startWorkerProc("resume-d", "TRANSCODER_TEST_SLOTS=1")
+	ev := e.events.terminal(t, id)
+	if ev.Type != job.EventSucceeded || ev.Split == nil {
+		t.Fatalf("final %s %+v", ev.Type, ev.Error)
+	}
+	if redone := ev.Split.Encodes - ev.Split.Chunks; redone > 2 || redone < 0 {
+		t.Errorf("%d chunks, %d encodes: redid %d, want at most one per killed worker", ev.Split.Chunks, ev.Split.Encodes, redone)
+	}
+	if got, want := videoFrames(t, out), videoFrames(t, in); got != want {
+		t.Errorf("output has %d frames, the input %d", got, want)
+	}
+}
