@@ -235,6 +235,13 @@ func (e *Engine) PrepareSplit(ctx context.Context, t *Task, chunk, minDuration t
 }
 
 func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, chunk, minDuration time.Duration) error {
+	if minDuration > 0 {
+		// Whether to split at all is decided on the head, before the input is spooled: most
+		// jobs of a fleet are short and run whole.
+		if err := e.longEnough(ctx, s.in, minDuration); err != nil {
+			return err
+		}
+	}
 	if s.in.path == "" {
 		if err := e.spoolInput(ctx, t, s.in); err != nil {
 			return err
@@ -247,9 +254,6 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, chunk, min
 		t.probed(probe)
 	}
 	s.Probe = s.in.probe
-	if minDuration > 0 && s.Probe.Duration < minDuration {
-		return unsplittable("%.0fs long, shorter than split_min_duration (%s)", s.Probe.Duration.Seconds(), minDuration)
-	}
 	p, err := e.plan(t, s.in)
 	if err != nil {
 		return err
@@ -283,6 +287,23 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, chunk, min
 		return unsplittable("the copy cut made %d GOP files, the packets have %d GOPs", len(s.gops), s.Plan.GOPs)
 	}
 	t.phase("split")
+	return nil
+}
+
+// longEnough reports (as nil) an input the head describes as at least minDuration long; an
+// input whose head does not say (an mp4 whose index is at its end) is not split.
+func (e *Engine) longEnough(ctx context.Context, in *input, minDuration time.Duration) error {
+	probe := in.probe
+	if probe == nil && in.path == "" {
+		probe, _ = e.cfg.FFmpeg.ProbeChunks(ctx, chunks(in.head))
+	}
+	if probe == nil || probe.Duration < minDuration {
+		d := time.Duration(0)
+		if probe != nil {
+			d = probe.Duration
+		}
+		return unsplittable("%.0fs long by its head, shorter than split_min_duration (%s)", d.Seconds(), minDuration)
+	}
 	return nil
 }
 

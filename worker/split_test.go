@@ -281,3 +281,23 @@ func TestSplitResumes(t *testing.T) {
 		t.Errorf("output has %d frames, the input %d", got, want)
 	}
 }
+
+// TestSplitAuto: with more than one worker alive, an auto job is split when its input is longer
+// than split_min_duration (decided on the input's head), and runs whole otherwise.
+func TestSplitAuto(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	for _, id := range []string{"auto-a", "auto-b"} {
+		e.startWorker(id, func(c *worker.Config) { c.SplitMinDuration = 5 * time.Second })
+	}
+	long := testenv.MakeClip(t, testenv.Clip{Seconds: 8, Size: "320x240", Extra: []string{"-g", "25"}})
+	short := testenv.MakeClip(t, testenv.Clip{Seconds: 3, Size: "320x240", Extra: []string{"-g", "25"}})
+	split := e.submitSplit(long, filepath.Join(e.dir, "long.mp4"), job.SplitAuto, 2*time.Second)
+	whole := e.submitSplit(short, filepath.Join(e.dir, "short.mp4"), "", 2*time.Second)
+	if ev := e.events.terminal(t, split); ev.Type != job.EventSucceeded || ev.Split == nil || ev.Split.Chunks < 3 {
+		t.Errorf("8 s input, auto: %s %+v %+v; want split", ev.Type, ev.Error, ev.Split)
+	}
+	if ev := e.events.terminal(t, whole); ev.Type != job.EventSucceeded || ev.Split != nil {
+		t.Errorf("3 s input, auto: %s %+v %+v; want whole", ev.Type, ev.Error, ev.Split)
+	}
+}
