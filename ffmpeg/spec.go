@@ -93,6 +93,9 @@ type Output struct {
 	// Window, when set, makes the output a chunk of a split job: video only, in MPEG-TS, the
 	// frames of the window on the input's clock (Spec.CopyTS), stitchable (see split.go).
 	Window *Window
+	// VideoInput is the input the output's video comes from: 0 (Spec.Input) or one of
+	// Spec.VideoInputs (1, 2, ...): a split ladder's stitch, a rung per input.
+	VideoInput int
 }
 
 // Spec is one ffmpeg run: one input, one or more outputs.
@@ -116,6 +119,8 @@ type Spec struct {
 	// AudioInput, when set, is where the outputs' audio comes from (a split job's stitch: the
 	// video is the concatenated chunks, the audio encoded once).
 	AudioInput *AudioInput
+	// VideoInputs are more inputs after Input (local files; Output.VideoInput names them).
+	VideoInputs []Input
 }
 
 // MaxProgram is the largest Spec.Program: MPEG-TS programme numbers are 16 bits.
@@ -300,13 +305,16 @@ func (s Spec) args(threads int) ([]string, error) {
 		a = append(a, "-copyts")
 	}
 	a = append(a, inputArgs(s.Input)...)
+	for _, in := range s.VideoInputs {
+		a = append(a, inputArgs(in)...)
+	}
 	audioFrom := inputStreams(s.Program)
 	if ai := s.AudioInput; ai != nil {
 		if ai.Offset != 0 {
 			a = append(a, "-itsoffset", strconv.FormatFloat(ai.Offset.Seconds(), 'f', -1, 64))
 		}
 		a = append(a, inputArgs(Input{Path: ai.Path})...)
-		audioFrom = "1:"
+		audioFrom = strconv.Itoa(1+len(s.VideoInputs)) + ":"
 	}
 	labels := make([]string, len(s.Outputs))
 	if s.SplitVideo {
@@ -452,6 +460,8 @@ func appendOutput(a []string, o Output, threads int, label string, program int, 
 	switch {
 	case label != "":
 		a = append(a, "-map", "["+label+"]")
+	case o.Video != nil && o.VideoInput > 0:
+		a = append(a, "-map", strconv.Itoa(o.VideoInput)+":v:0")
 	case o.Video != nil:
 		a = append(a, "-map", videoStream(program)+"?")
 	}
@@ -480,7 +490,10 @@ func appendOutput(a []string, o Output, threads int, label string, program int, 
 				a = append(a, "-threads", strconv.Itoa(threads))
 			}
 		}
-		if o.Segment > 0 && v.Codec != "copy" {
+		switch {
+		case o.Window != nil && o.Window.KeyEvery > 0 && v.Codec != "copy":
+			a = appendGridKeyframes(a, v.Codec, o.Window)
+		case o.Segment > 0 && v.Codec != "copy":
 			a = appendForcedKeyframes(a, v.Codec, o.Segment)
 		}
 		if v.Codec == "libx265" && (o.Container == "mp4" || o.Container == "m4a") {
@@ -673,6 +686,16 @@ func (s Spec) validate() error {
 	}
 	if ai := s.AudioInput; ai != nil && (!strings.HasPrefix(ai.Path, "/") || strings.ContainsRune(ai.Path, 0)) {
 		return specErr("AudioInput.Path", "an absolute local file")
+	}
+	for i, in := range s.VideoInputs {
+		if !strings.HasPrefix(in.Path, "/") || strings.ContainsRune(in.Path, 0) || (in.Format != "" && !slices.Contains(AllowedDemuxers, in.Format)) {
+			return specErr(fmt.Sprintf("VideoInputs[%d]", i), "an absolute local file, an allowed demuxer")
+		}
+	}
+	for i, o := range s.Outputs {
+		if o.VideoInput < 0 || o.VideoInput > len(s.VideoInputs) {
+			return specErr(fmt.Sprintf("Outputs[%d].VideoInput", i), "no such input")
+		}
 	}
 	if s.Program < 0 || s.Program > MaxProgram {
 		return specErr("Program", "must be 0..%d, got %d", MaxProgram, s.Program)

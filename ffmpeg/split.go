@@ -37,8 +37,15 @@ var Stitchable = []string{"libx264", "libx265"}
 // Window keeps the decoded frames whose timestamps are in [From, To), in TSClock ticks on the
 // chunk input's clock. The encode also ends at To (-to, on the same clock with -copyts), so that
 // ffmpeg stops decoding there instead of at the end of the window's last GOP.
+//
+// KeyEvery > 0 forces keyframes on a grid of that step from Origin (ticks on the same clock):
+// a ladder's segment boundaries, the same instants in every chunk and every rung as in a whole
+// run. The window of such a chunk starts on the grid, at step KeyIndex.
 type Window struct {
 	From, To int64
+	Origin   int64         `json:",omitempty"`
+	KeyEvery time.Duration `json:",omitempty"`
+	KeyIndex int           `json:",omitempty"`
 }
 
 // VideoPacket is one packet of a file's video stream, in decode order.
@@ -165,6 +172,26 @@ func (r *Runner) CutGOPs(ctx context.Context, src, codec, dir string) ([]string,
 type AudioInput struct {
 	Path   string
 	Offset time.Duration
+}
+
+// appendGridKeyframes puts a keyframe at the first frame of every grid step of w that the
+// window holds, and, for x264, no scene-cut keyframes, as a ladder's whole run does. The grid
+// goes as a list of instants on the chunk's clock: with -copyts, an expression's t is not that
+// clock, but a list's times are.
+func appendGridKeyframes(a []string, codec string, w *Window) []string {
+	var times []string
+	step := int64(w.KeyEvery.Seconds() * TSClock)
+	for g := w.Origin + int64(w.KeyIndex)*step; g < w.To && len(times) < 100000; g += step {
+		// A tick early: the instant in seconds must not round past a frame that is on it.
+		times = append(times, strconv.FormatFloat(float64(g-1)/TSClock, 'f', 6, 64))
+	}
+	if len(times) > 0 {
+		a = append(a, "-force_key_frames", strings.Join(times, ","))
+	}
+	if codec == "libx264" {
+		a = append(a, "-sc_threshold", "0")
+	}
+	return a
 }
 
 // windowFilter keeps the frames of w.

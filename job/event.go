@@ -110,13 +110,15 @@ type SplitResult struct {
 
 // ChunkTask is one chunk of a split job, as its coordinator publishes it for any worker.
 type ChunkTask struct {
-	Job    string        `json:"job"`   // the split job's id
-	Index  int           `json:"index"` // the chunk's, from 0
-	Input  string        `json:"input"` // the chunk's GOPs (MPEG-TS), an object URL
-	Output string        `json:"output"`
-	Window ffmpeg.Window `json:"window"`
-	Frames int           `json:"frames"`
-	Video  ffmpeg.Video  `json:"video"`
+	Job   string `json:"job"`   // the split job's id
+	Index int    `json:"index"` // the chunk's, from 0
+	Input string `json:"input"` // the chunk's GOPs (MPEG-TS), an object URL
+	// Outputs are where each encode of the chunk goes (object URLs), one per video of Videos:
+	// a file's one video, a ladder's rungs.
+	Outputs []string       `json:"outputs"`
+	Videos  []ffmpeg.Video `json:"videos"`
+	Window  ffmpeg.Window  `json:"window"`
+	Frames  int            `json:"frames"`
 }
 
 // OutputResult describes a committed output.

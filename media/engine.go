@@ -131,10 +131,11 @@ type Task struct {
 	Chunk *ChunkWork
 }
 
-// ChunkWork is what a chunk task encodes: the frames of Window, with the split job's video
-// settings, and how many frames that is.
+// ChunkWork is what a chunk task encodes: the frames of Window, with each of the split job's
+// video settings (a file's one, every rung of a ladder: one output each, in the job's outputs'
+// order), and how many frames that is.
 type ChunkWork struct {
-	Video  ffmpeg.Video
+	Videos []ffmpeg.Video
 	Window ffmpeg.Window
 	Frames int
 }

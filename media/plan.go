@@ -109,21 +109,24 @@ func (e *Engine) faststartPath(t *Task, i int, container string) string {
 // chunkPlan is a chunk task's plan: its window of the GOPs it is given, on their own clock,
 // encoded to MPEG-TS with the split job's video settings.
 func (e *Engine) chunkPlan(t *Task) (*Plan, error) {
-	if len(t.Job.Outputs) != 1 {
-		return nil, &job.Error{Class: job.ClassInvalidJob, Reason: "a chunk task has one output"}
+	if n := len(t.Chunk.Videos); n == 0 || n != len(t.Job.Outputs) || n > e.cfg.MaxOutputs {
+		return nil, &job.Error{Class: job.ClassInvalidJob, Reason: fmt.Sprintf("a chunk task has one output per video (%d outputs, %d videos, at most %d)", len(t.Job.Outputs), n, e.cfg.MaxOutputs)}
 	}
-	loc, err := job.ParseLocation(t.Job.Outputs[0].URL)
-	if err != nil {
-		return nil, &job.Error{Class: job.ClassInvalidJob, Reason: "chunk output: " + err.Error()}
-	}
-	v := t.Chunk.Video
 	lim := e.cfg.Limits.WithDefaults()
-	o := ffmpeg.Output{Container: "mpegts", Video: &v, Window: &t.Chunk.Window, MaxBytes: lim.MaxOutputBytes}
-	if err := o.Validate(); err != nil {
-		return nil, &job.Error{Class: job.ClassInvalidJob, Reason: "chunk: " + err.Error(), Err: err}
+	p := &Plan{Spec: ffmpeg.Spec{Input: ffmpeg.Input{Format: "mpegts"}, CopyTS: true, MaxPixels: lim.MaxPixels}}
+	for i, out := range t.Job.Outputs {
+		loc, err := job.ParseLocation(out.URL)
+		if err != nil {
+			return nil, &job.Error{Class: job.ClassInvalidJob, Reason: "chunk output: " + err.Error()}
+		}
+		v, w := t.Chunk.Videos[i], t.Chunk.Window
+		o := ffmpeg.Output{Container: "mpegts", Video: &v, Window: &w, MaxBytes: lim.MaxOutputBytes}
+		if err := o.Validate(); err != nil {
+			return nil, &job.Error{Class: job.ClassInvalidJob, Reason: "chunk: " + err.Error(), Err: err}
+		}
+		p.Spec.Outputs = append(p.Spec.Outputs, o)
+		p.Outputs = append(p.Outputs, PlannedOutput{PlannedOutput: job.PlannedOutput{Resolved: job.ResolvedOutput{Location: loc, Container: "mpegts"}, Spec: []int{i}}, Kind: KindFile, URL: loc.String()})
 	}
-	p := &Plan{Spec: ffmpeg.Spec{Input: ffmpeg.Input{Format: "mpegts"}, CopyTS: true, MaxPixels: lim.MaxPixels, Outputs: []ffmpeg.Output{o}}}
 	p.Spec.Threads = e.threads(p.Spec)
-	p.Outputs = []PlannedOutput{{PlannedOutput: job.PlannedOutput{Resolved: job.ResolvedOutput{Location: loc, Container: "mpegts"}, Spec: []int{0}}, Kind: KindFile, URL: loc.String()}}
 	return p, nil
 }

@@ -64,12 +64,20 @@ type frame struct {
 // the copy cut alone separates the chunks; else at the first frame from the target on, and the
 // chunk after it decodes from the keyframe before and drops what precedes its window. Frames
 // that cannot be decoded (before the first keyframe) are in no chunk.
-func PlanSplit(num, den int64, pkts []ffmpeg.VideoPacket, chunk time.Duration) (*SplitPlan, error) {
+//
+// With grid > 0 (a ladder's segment duration) the chunks are a whole number of segments and
+// every cut is on the segment grid, from the first frame, whatever the keyframes: each chunk
+// forces its keyframes on the same grid (ffmpeg.Window.KeyEvery), so segments line up across
+// chunks and rungs as in a whole run.
+func PlanSplit(num, den int64, pkts []ffmpeg.VideoPacket, chunk, grid time.Duration) (*SplitPlan, error) {
 	frames, gops, err := splitFrames(num, den, pkts)
 	if err != nil {
 		return nil, err
 	}
-	cuts := cutFrames(frames, chunk)
+	if grid > 0 {
+		chunk = max(grid, (chunk+grid/2)/grid*grid)
+	}
+	cuts := cutFrames(frames, chunk, grid > 0)
 	if len(cuts) < 2 {
 		return nil, unsplittable("%d frames over %.1fs make a single chunk of %s", len(frames), ticksDur(frames[len(frames)-1].ticks-frames[0].ticks).Seconds(), chunk)
 	}
@@ -89,6 +97,9 @@ func PlanSplit(num, den int64, pkts []ffmpeg.VideoPacket, chunk time.Duration) (
 		c.Window.To = frames[hi-1].ticks + 1
 		if hi < len(frames) {
 			c.Window.To = (frames[hi-1].ticks + frames[hi].ticks + 1) / 2
+		}
+		if grid > 0 {
+			c.Window.Origin, c.Window.KeyEvery, c.Window.KeyIndex = frames[0].ticks, grid, i*int(chunk/grid)
 		}
 		for _, f := range frames[lo:hi] {
 			g := f.gop
@@ -156,8 +167,9 @@ func splitFrames(num, den int64, pkts []ffmpeg.VideoPacket) ([]frame, int, error
 	return frames, gop + 1, nil
 }
 
-// cutFrames picks the first frame (index in presentation order) of each chunk.
-func cutFrames(frames []frame, chunk time.Duration) []int {
+// cutFrames picks the first frame (index in presentation order) of each chunk: exactly at each
+// target when exact, else preferring a keyframe near it.
+func cutFrames(frames []frame, chunk time.Duration, exact bool) []int {
 	step := int64(chunk.Seconds() * ffmpeg.TSClock)
 	start, end := frames[0].ticks, frames[len(frames)-1].ticks
 	cuts := []int{0}
@@ -167,6 +179,9 @@ func cutFrames(frames []frame, chunk time.Duration) []int {
 		// Decoding from the keyframe before a cut costs about half of encoding the same frames:
 		// a keyframe a quarter of a chunk away is better than the exact target.
 		best, bestDist := -1, step/4+1
+		if exact {
+			bestDist = 0
+		}
 		for i := at - 1; i >= 0 && target-frames[i].ticks < bestDist; i-- {
 			if isKeyStart(frames, i) {
 				best, bestDist = i, target-frames[i].ticks
@@ -199,10 +214,12 @@ func ticksDur(t int64) time.Duration { return time.Duration(t) * time.Second / f
 type Split struct {
 	Plan  *SplitPlan
 	Probe *ffmpeg.ProbeResult
-	// Video and Audio are the job's output as planned: what every chunk is encoded with, and
-	// the audio encoded once.
-	Video ffmpeg.Video
-	Audio *ffmpeg.Audio
+	// Videos and Audio are the job's output as planned: what every chunk is encoded with (one
+	// video per rung of a ladder; one for a file), and the audio encoded once.
+	Videos []ffmpeg.Video
+	Audio  *ffmpeg.Audio
+	// grid is a ladder's segment duration: chunk cuts and keyframes on its grid. 0 for a file.
+	grid time.Duration
 	// AudioOffset is how much later than the video the audio starts (a video that leads).
 	AudioOffset time.Duration
 	gops        []string
@@ -277,7 +294,7 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, chunk, min
 	if err != nil {
 		return fmt.Errorf("split: %w", err)
 	}
-	if s.Plan, err = PlanSplit(num, den, pkts, chunk); err != nil {
+	if s.Plan, err = PlanSplit(num, den, pkts, chunk, s.grid); err != nil {
 		return err
 	}
 	if s.gops, err = e.cfg.FFmpeg.CutGOPs(ctx, s.in.path, v.Codec, s.dir); err != nil {
@@ -308,25 +325,41 @@ func (e *Engine) longEnough(ctx context.Context, in *input, minDuration time.Dur
 }
 
 // splitOutput checks that the plan's one output can be stitched from chunks, and takes its
-// encoder settings.
+// encoder settings: a file's video, or every rung of a ladder (its segments then on the
+// chunks' keyframe grid).
 func splitOutput(p *Plan, s *Split) error {
-	if len(p.Outputs) != 1 || len(p.Spec.Outputs) != 1 {
-		return unsplittable("a split job has one output (this one makes %d)", len(p.Spec.Outputs))
+	if len(p.Outputs) != 1 {
+		return unsplittable("a split job has one output (this one has %d)", len(p.Outputs))
 	}
-	po, o := p.Outputs[0], p.Spec.Outputs[0]
-	if po.Kind != KindFile && po.Kind != KindFaststart {
+	po := p.Outputs[0]
+	switch po.Kind {
+	case KindFile, KindFaststart:
+		o := p.Spec.Outputs[0]
+		if !slices.Contains([]string{"mp4", "mkv", "mpegts"}, o.Container) {
+			return unsplittable("chunks are stitched into mp4, mkv or mpegts, not %s", o.Container)
+		}
+	case KindLadder:
+		s.grid = po.Resolved.Segment
+	default:
 		return unsplittable("a %s output is not stitched from chunks", po.Kind)
 	}
-	if o.Video == nil || !slices.Contains(ffmpeg.Stitchable, o.Video.Codec) {
-		return unsplittable("only %v encodes are stitched from chunks", ffmpeg.Stitchable)
+	for _, o := range p.Spec.Outputs {
+		if o.Video != nil {
+			if !slices.Contains(ffmpeg.Stitchable, o.Video.Codec) {
+				return unsplittable("only %v encodes are stitched from chunks", ffmpeg.Stitchable)
+			}
+			s.Videos = append(s.Videos, *o.Video)
+		}
+		if o.Audio != nil {
+			if o.Audio.Codec != "aac" || o.Audio.AllTracks {
+				return unsplittable("the audio is encoded once into m4a: aac, one track")
+			}
+			s.Audio = o.Audio
+		}
 	}
-	if !slices.Contains([]string{"mp4", "mkv", "mpegts"}, o.Container) {
-		return unsplittable("chunks are stitched into mp4, mkv or mpegts, not %s", o.Container)
+	if len(s.Videos) == 0 {
+		return unsplittable("the output has no video")
 	}
-	if o.Audio != nil && (o.Audio.Codec != "aac" || o.Audio.AllTracks) {
-		return unsplittable("the audio is encoded once into m4a: aac, one track")
-	}
-	s.Video, s.Audio = *o.Video, o.Audio
 	return nil
 }
 
@@ -444,29 +477,44 @@ func (e *Engine) runToEnd(ctx context.Context, spec ffmpeg.Spec) error {
 	return err
 }
 
-// Stitch joins the encoded chunks (a local MPEG-TS file, the chunks one after the other) and
-// the audio into the job's output, verifies it against the source like a whole run's, and
-// publishes it.
-func (e *Engine) Stitch(ctx context.Context, t *Task, s *Split, video string) ([]job.OutputResult, error) {
+// Stitch joins the encoded chunks (for each video of the output, a local MPEG-TS file: its
+// chunks one after the other) and the audio into the job's output, verifies it against the
+// source like a whole run's, and publishes it.
+func (e *Engine) Stitch(ctx context.Context, t *Task, s *Split, videos []string) ([]job.OutputResult, error) {
 	t = t.metered()
+	if len(videos) != len(s.Videos) {
+		return nil, fmt.Errorf("media: stitch: %d videos for %d", len(videos), len(s.Videos))
+	}
 	audio, err := s.AudioFile(ctx)
 	if err != nil {
 		return nil, err
 	}
 	t.probed(s.Probe)
-	o := s.plan.Spec.Outputs[0]
-	o.Video = &ffmpeg.Video{Codec: "copy"}
-	spec := ffmpeg.Spec{Input: ffmpeg.Input{Path: video, Format: "mpegts"}, Outputs: []ffmpeg.Output{o}}
+	spec := ffmpeg.Spec{Input: ffmpeg.Input{Path: videos[0], Format: "mpegts"}, MaxPixels: s.plan.Spec.MaxPixels}
+	for _, v := range videos[1:] {
+		spec.VideoInputs = append(spec.VideoInputs, ffmpeg.Input{Path: v, Format: "mpegts"})
+	}
 	if audio != "" {
 		spec.AudioInput = &ffmpeg.AudioInput{Path: audio, Offset: s.AudioOffset}
-		o.Audio = &ffmpeg.Audio{Codec: "copy"}
-		spec.Outputs[0] = o
-	} else {
-		spec.Outputs[0].Audio = nil
+	}
+	rung := 0
+	for _, o := range s.plan.Spec.Outputs {
+		if o.Video != nil {
+			o.Video, o.VideoInput = &ffmpeg.Video{Codec: "copy"}, rung
+			rung++
+		}
+		if o.Audio != nil {
+			o.Audio = &ffmpeg.Audio{Codec: "copy"}
+		}
+		if audio == "" {
+			o.Audio = nil
+		}
+		if o.Video != nil || o.Audio != nil {
+			spec.Outputs = append(spec.Outputs, o)
+		}
 	}
 	p := &Plan{Spec: spec, Outputs: s.plan.Outputs}
-	p.Spec.MaxPixels = s.plan.Spec.MaxPixels
-	in := &input{acq: t.Buffers, path: video, probe: s.Probe, local: video} // nothing to feed: ffmpeg reads the file
+	in := &input{acq: t.Buffers, path: videos[0], probe: s.Probe, local: videos[0]} // nothing to feed: ffmpeg reads the files
 	outs, err := e.createOutputs(ctx, t, p)
 	if err != nil {
 		return nil, err

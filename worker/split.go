@@ -64,8 +64,8 @@ type chunkRecord struct {
 	Done    bool         `json:"done,omitempty"`
 	Worker  string       `json:"worker,omitempty"` // the last to start it; who encoded it once done
 	Encodes int          `json:"encodes"`
-	Output  string       `json:"output,omitempty"`
-	Failed  *job.Failure `json:"failed,omitempty"` // failed for good: so does the job
+	Outputs []string     `json:"outputs,omitempty"` // the chunk's encodes, one per video of the output
+	Failed  *job.Failure `json:"failed,omitempty"`  // failed for good: so does the job
 }
 
 func chunkKey(id string, i int) string { return fmt.Sprintf("%s.%d", id, i) }
@@ -193,12 +193,19 @@ func (sp *splitRun) run(ctx context.Context) ([]job.OutputResult, error) {
 		return nil, err
 	}
 	r.Phase("chunks")
-	video := filepath.Join(w.cfg.SpoolDir, fmt.Sprintf("transcoder-stitch-%s-%d.ts", r.id, r.attempt))
-	defer func() { _ = os.Remove(video) }()
-	if err := sp.fetch(ctx, recs, video); err != nil {
-		return nil, err
+	var videos []string
+	defer func() {
+		for _, v := range videos {
+			_ = os.Remove(v)
+		}
+	}()
+	for k := range sp.s.Videos {
+		videos = append(videos, filepath.Join(w.cfg.SpoolDir, fmt.Sprintf("transcoder-stitch-%s-%d-%d.ts", r.id, r.attempt, k)))
+		if err := sp.fetch(ctx, recs, k, videos[k]); err != nil {
+			return nil, err
+		}
 	}
-	outs, err := w.media.Stitch(ctx, &r.task, sp.s, video)
+	outs, err := w.media.Stitch(ctx, &r.task, sp.s, videos)
 	if err != nil {
 		return nil, err
 	}
@@ -218,10 +225,8 @@ func (sp *splitRun) publish(ctx context.Context) error {
 	r, w := sp.r, sp.w
 	for _, i := range sp.s.Plan.ByCost() {
 		c := sp.s.Plan.Chunks[i]
-		if rec, _ := w.chunkRecord(ctx, r.id, i); rec != nil && rec.Done {
-			if _, err := w.cfg.Storage.Stat(ctx, rec.Output); err == nil {
-				continue // done by an earlier attempt
-			}
+		if rec, _ := w.chunkRecord(ctx, r.id, i); rec != nil && rec.Done && w.stored(ctx, rec.Outputs) {
+			continue // done by an earlier attempt
 		}
 		in := chunkURL(r.id, fmt.Sprintf("in-%05d.ts", i))
 		if err := sp.put(ctx, i, in); err != nil {
@@ -231,8 +236,10 @@ func (sp *splitRun) publish(ctx context.Context) error {
 		if err := w.updateChunk(ctx, r.id, i, true, func(*chunkRecord) {}); err != nil {
 			return fmt.Errorf("chunk %d record: %w", i, err)
 		}
-		task := job.ChunkTask{Job: r.id, Index: i, Input: in, Output: chunkURL(r.id, fmt.Sprintf("out-%05d.ts", i)),
-			Window: c.Window, Frames: c.Frames, Video: sp.s.Video}
+		task := job.ChunkTask{Job: r.id, Index: i, Input: in, Window: c.Window, Frames: c.Frames, Videos: sp.s.Videos}
+		for k := range sp.s.Videos {
+			task.Outputs = append(task.Outputs, chunkURL(r.id, fmt.Sprintf("out-%05d-%d.ts", i, k)))
+		}
 		// One task per chunk: a later attempt's publish of a chunk whose task is still in the
 		// stream (queued, or held by a worker that died) is dropped as a duplicate (within the
 		// stream's 10 minute window), so that the chunk is not encoded twice at once. Past the
@@ -328,15 +335,28 @@ func applyRecord(recs []chunkRecord, id string, e jetstream.KeyValueEntry) {
 	}
 }
 
-// fetch concatenates the encoded chunks, in order, into a local file for the stitch.
-func (sp *splitRun) fetch(ctx context.Context, recs []chunkRecord, path string) error {
+// stored reports whether every object named is in its store.
+func (w *Worker) stored(ctx context.Context, urls []string) bool {
+	for _, u := range urls {
+		if _, err := w.cfg.Storage.Stat(ctx, u); err != nil {
+			return false
+		}
+	}
+	return len(urls) > 0
+}
+
+// fetch concatenates video k of the encoded chunks, in order, into a local file for the stitch.
+func (sp *splitRun) fetch(ctx context.Context, recs []chunkRecord, k int, path string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("stitch: %w", err)
 	}
 	defer func() { _ = f.Close() }()
 	for i, rec := range recs {
-		rd, err := sp.w.cfg.Storage.Open(ctx, rec.Output)
+		if k >= len(rec.Outputs) {
+			return fmt.Errorf("chunk %d: %d encodes recorded, video %d wanted", i, len(rec.Outputs), k)
+		}
+		rd, err := sp.w.cfg.Storage.Open(ctx, rec.Outputs[k])
 		if err != nil {
 			return fmt.Errorf("chunk %d: %w", i, err)
 		}
@@ -354,8 +374,9 @@ func (sp *splitRun) cleanup(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	for i := range sp.total {
-		for _, name := range []string{"in", "out"} {
-			_ = sp.w.cfg.Storage.Delete(ctx, chunkURL(sp.r.id, fmt.Sprintf("%s-%05d.ts", name, i)))
+		_ = sp.w.cfg.Storage.Delete(ctx, chunkURL(sp.r.id, fmt.Sprintf("in-%05d.ts", i)))
+		for k := range sp.s.Videos {
+			_ = sp.w.cfg.Storage.Delete(ctx, chunkURL(sp.r.id, fmt.Sprintf("out-%05d-%d.ts", i, k)))
 		}
 		_ = sp.w.splitKV.Delete(ctx, chunkKey(sp.r.id, i))
 	}
@@ -492,8 +513,11 @@ func (w *Worker) encodeChunk(ctx context.Context, msg jetstream.Msg, ct job.Chun
 	defer func() { close(done); wg.Wait() }()
 	id := fmt.Sprintf("%s-c%d", ct.Job, ct.Index)
 	task := &media.Task{ID: id, Attempt: attempt, Buffers: res,
-		Job:   &job.Job{ID: id, Input: ct.Input, Outputs: []job.Output{{URL: ct.Output}}},
-		Chunk: &media.ChunkWork{Video: ct.Video, Window: ct.Window, Frames: ct.Frames}}
+		Job:   &job.Job{ID: id, Input: ct.Input},
+		Chunk: &media.ChunkWork{Videos: ct.Videos, Window: ct.Window, Frames: ct.Frames}}
+	for _, u := range ct.Outputs {
+		task.Job.Outputs = append(task.Job.Outputs, job.Output{URL: u})
+	}
 	_, err := w.media.Run(ctx, task)
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		err = errors.Join(cause, err)
@@ -505,10 +529,12 @@ func (w *Worker) settleChunk(ctx context.Context, log *slog.Logger, msg jetstrea
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	if err == nil {
-		uerr := w.updateChunk(sctx, ct.Job, ct.Index, false, func(rec *chunkRecord) { rec.Done, rec.Worker, rec.Output = true, w.cfg.ID, ct.Output })
+		uerr := w.updateChunk(sctx, ct.Job, ct.Index, false, func(rec *chunkRecord) { rec.Done, rec.Worker, rec.Outputs = true, w.cfg.ID, ct.Outputs })
 		if errors.Is(uerr, errNoRecord) {
 			// The job ended while this chunk was encoded: nothing will stitch it.
-			_ = w.cfg.Storage.Delete(sctx, ct.Output)
+			for _, u := range ct.Outputs {
+				_ = w.cfg.Storage.Delete(sctx, u)
+			}
 			_ = msg.Ack()
 			return
 		}
