@@ -35,11 +35,18 @@ func (e *Engine) Run(ctx context.Context, t *Task) ([]job.OutputResult, error) {
 	if err := e.transcode(ctx, t, p, in, outs); err != nil {
 		return nil, err
 	}
-	c := &check{input: time.Duration(t.Meter.Duration.Load()), meter: &t.Meter, stderr: t.Meter.StderrTail(), lim: e.cfg.Limits}
+	frames := 0
 	if t.Chunk != nil {
-		c.frames = t.Chunk.Frames
+		frames = t.Chunk.Frames
 	}
-	err = outs.verify(ctx, c)
+	return e.finish(ctx, t, outs, frames)
+}
+
+// finish verifies the outputs ffmpeg wrote (frames: the video frames each must have, 0 when
+// not known exactly) and publishes them.
+func (e *Engine) finish(ctx context.Context, t *Task, outs outputs, frames int) ([]job.OutputResult, error) {
+	c := &check{input: time.Duration(t.Meter.Duration.Load()), meter: &t.Meter, stderr: t.Meter.StderrTail(), lim: e.cfg.Limits, frames: frames}
+	err := outs.verify(ctx, c)
 	t.phase("verify")
 	if err != nil {
 		return nil, err

@@ -523,13 +523,5 @@ func (e *Engine) Stitch(ctx context.Context, t *Task, s *Split, videos []string)
 	if err := e.transcode(ctx, t, p, in, outs); err != nil {
 		return nil, err
 	}
-	c := &check{input: time.Duration(t.Meter.Duration.Load()), meter: &t.Meter, stderr: t.Meter.StderrTail(), lim: e.cfg.Limits, frames: s.Plan.Frames}
-	err = outs.verify(ctx, c)
-	t.phase("verify")
-	if err != nil {
-		return nil, err
-	}
-	results, err := outs.publish(ctx)
-	t.phase("commit")
-	return results, err
+	return e.finish(ctx, t, outs, s.Plan.Frames)
 }
