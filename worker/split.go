@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/transcoder/transcoder/bufpool"
+	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
 	"github.com/transcoder/transcoder/media"
 	"github.com/transcoder/transcoder/storage"
@@ -468,6 +469,14 @@ func (w *Worker) runChunk(ctx context.Context, msg jetstream.Msg, res *bufpool.R
 		_ = msg.Ack()
 		return
 	}
+	if need := w.missingEncoders(ctx, ct.Videos); len(need) > 0 {
+		// Capability routing, as for jobs: a worker that has the encoder takes it. A chunk
+		// task's deliveries are not its attempts (its record counts encodes), so it waits for
+		// one without running out.
+		log.Info("chunk needs an encoder this worker lacks; handed on", "need", need)
+		_ = msg.NakWithDelay(w.cfg.Backoff[0])
+		return
+	}
 	if err := w.updateChunk(ctx, ct.Job, ct.Index, false, func(rec *chunkRecord) { rec.Encodes++; rec.Worker = w.cfg.ID }); err != nil {
 		if errors.Is(err, errNoRecord) {
 			_ = msg.Ack() // its job has ended
@@ -481,6 +490,18 @@ func (w *Worker) runChunk(ctx context.Context, msg jetstream.Msg, res *bufpool.R
 	if err == nil {
 		log.Info("chunk encoded", "frames", ct.Frames, "elapsed", time.Since(start).Round(time.Millisecond))
 	}
+}
+
+// missingEncoders lists the encoders of videos this worker does not have.
+func (w *Worker) missingEncoders(ctx context.Context, videos []ffmpeg.Video) []string {
+	have := w.encoders(ctx)
+	var out []string
+	for _, v := range videos {
+		if have != nil && !slices.Contains(have, v.Codec) && !slices.Contains(out, v.Codec) {
+			out = append(out, v.Codec)
+		}
+	}
+	return out
 }
 
 // encodeChunk runs the chunk's media task, with heartbeats, canceled with its job.

@@ -301,3 +301,21 @@ func TestSplitAuto(t *testing.T) {
 		t.Errorf("3 s input, auto: %s %+v %+v; want whole", ev.Type, ev.Error, ev.Split)
 	}
 }
+
+// TestSplitCapabilities: a chunk goes to a worker that has its encoder; one without it hands the
+// chunk on instead of failing it.
+func TestSplitCapabilities(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.startWorker("caps-x264", func(c *worker.Config) { c.Slots = 1 })
+	e.startWorker("caps-vp9", func(c *worker.Config) { c.Slots = 1; c.Encoders = []string{"libvpx-vp9", "libopus"} })
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 8, Size: "320x240", Extra: []string{"-g", "25"}})
+	id := e.submitSplit(in, filepath.Join(e.dir, "caps.mp4"), job.SplitOn, 2*time.Second)
+	ev := e.events.terminal(t, id)
+	if ev.Type != job.EventSucceeded || ev.Split == nil {
+		t.Fatalf("final %s %+v", ev.Type, ev.Error)
+	}
+	if len(ev.Split.Workers) != 1 || ev.Split.Workers[0] != "caps-x264" || ev.Split.Encodes != ev.Split.Chunks {
+		t.Errorf("account %+v: every chunk should be encoded once, by the worker with x264", ev.Split)
+	}
+}
