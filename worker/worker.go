@@ -35,10 +35,10 @@ type Worker struct {
 
 	// bell is rung (without blocking) by a subscription to the job subjects; pulls counts the
 	// jobs pulled, for pullOrder. Both belong to the fetch loop.
-	bell    chan struct{}
-	rung    atomic.Uint32 // bit i: queue i (high, normal, low) had a job published
-	bellSub *nats.Subscription
-	pulls   uint64
+	bell                  chan struct{}
+	rung                  atomic.Uint32 // bit i: queue i (high, normal, low) had a job published
+	bellSub, chunkBellSub *nats.Subscription
+	pulls                 uint64
 
 	slots chan struct{}
 
@@ -157,19 +157,19 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	w.bell = make(chan struct{}, 1)
-	// Jobs and chunk tasks ring the same bell: transcode.jobs.<p> and transcode.chunks.<p>.
-	w.bellSub, err = w.cfg.Conn.Subscribe("transcode.*.*", func(m *nats.Msg) {
-		if !strings.HasPrefix(m.Subject, "transcode.jobs.") && !isChunkSubject(m.Subject) {
-			return
-		}
+	// Jobs and chunk tasks ring the same bell.
+	ring := func(m *nats.Msg) {
 		w.rung.Or(1 << priorityIndex(m.Subject))
 		select {
 		case w.bell <- struct{}{}:
 		default:
 		}
-	})
-	if err != nil {
+	}
+	if w.bellSub, err = w.cfg.Conn.Subscribe(JobsSubjects, ring); err != nil {
 		return fmt.Errorf("worker: subscribe %s: %w", JobsSubjects, err)
+	}
+	if w.chunkBellSub, err = w.cfg.Conn.Subscribe(ChunksSubjects, ring); err != nil {
+		return fmt.Errorf("worker: subscribe %s: %w", ChunksSubjects, err)
 	}
 	w.kv, w.cons, w.chunkCons = kv, cons[:3], cons[3:]
 	w.chunkRuns = map[string]context.CancelCauseFunc{}
@@ -230,7 +230,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	}
 	w.workStop(ErrShutdown)
 	<-w.advertDone
-	for _, sub := range []*nats.Subscription{w.cancelSub, w.bellSub} {
+	for _, sub := range []*nats.Subscription{w.cancelSub, w.bellSub, w.chunkBellSub} {
 		if uerr := sub.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {
 			w.log.Warn("unsubscribe", "err", uerr)
 		}
