@@ -153,14 +153,16 @@ func (w *Worker) executeSplit(ctx context.Context, r *run, res *bufpool.Reservat
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		err = errors.Join(cause, err) // canceled, timed out, shutting down: what ended it
 	}
-	if err != nil && terminal(err) {
+	// The job ends here when it failed for good, or on its last delivery: no attempt resumes it.
+	ended := err != nil && (terminal(err) || r.counted() >= w.cfg.MaxDeliver)
+	if ended {
 		// Chunks of the job still encoding elsewhere stop (their workers hear the job's cancel
 		// subject), and find no record to write once cleaned up.
 		m := nats.NewMsg(CancelSubject(r.id))
 		m.Header.Set(chunksOnlyHeader, "1")
 		_ = w.cfg.Conn.PublishMsg(m)
 	}
-	if err == nil || terminal(err) {
+	if err == nil || ended {
 		sp.cleanup(ctx)
 	}
 	return outs, err
@@ -277,8 +279,9 @@ func (sp *splitRun) put(ctx context.Context, i int, url string) error {
 
 // await encodes chunk tasks in this slot while there are any, and waits for the others' until
 // every chunk of the job is done. A chunk that failed for good fails the job with its class.
-// The records are read once, then followed through the bucket's watch: a job of N chunks
-// costs N reads and N updates, not N per update.
+// The records are followed through the bucket's watch (a job of N chunks costs N updates, not N
+// reads per update), and read again every resyncEvery in case the watch lost some while this
+// slot was encoding.
 func (sp *splitRun) await(ctx context.Context) ([]chunkRecord, error) {
 	r, w := sp.r, sp.w
 	watch, err := w.splitKV.Watch(ctx, r.id+".*")
@@ -289,7 +292,16 @@ func (sp *splitRun) await(ctx context.Context) ([]chunkRecord, error) {
 	recs := make([]chunkRecord, sp.total)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	resync := time.Now()
 	for {
+		if time.Since(resync) > resyncEvery {
+			resync = time.Now()
+			for i := range recs {
+				if rec, err := w.chunkRecord(ctx, r.id, i); err == nil {
+					recs[i] = *rec
+				}
+			}
+		}
 		done, failed := 0, (*job.Failure)(nil)
 		for _, rec := range recs {
 			if rec.Done {
@@ -309,17 +321,44 @@ func (sp *splitRun) await(ctx context.Context) ([]chunkRecord, error) {
 		}
 		if msg, _ := w.pullChunk(); msg != nil {
 			w.runChunk(ctx, msg, sp.res)
+			drainWatch(watch, recs, r.id)
 			continue
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case e := <-watch.Updates():
+		case e, ok := <-watch.Updates():
+			if !ok {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				return nil, errors.New("worker: the chunk records' watch ended")
+			}
 			// nil marks the end of the values the bucket had when the watch began.
 			if e != nil && e.Operation() == jetstream.KeyValuePut {
 				applyRecord(recs, r.id, e)
 			}
 		case <-tick.C:
+		}
+	}
+}
+
+// resyncEvery is how often a coordinator reads every chunk record again.
+const resyncEvery = 5 * time.Second
+
+// drainWatch applies the updates the watch holds, without waiting.
+func drainWatch(watch jetstream.KeyWatcher, recs []chunkRecord, id string) {
+	for {
+		select {
+		case e, ok := <-watch.Updates():
+			if !ok {
+				return // stopped: await sees why
+			}
+			if e != nil && e.Operation() == jetstream.KeyValuePut {
+				applyRecord(recs, id, e)
+			}
+		default:
+			return
 		}
 	}
 }
