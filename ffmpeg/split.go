@@ -52,6 +52,12 @@ type Window struct {
 type VideoPacket struct {
 	PTS, DTS int64 // in the stream's time base
 	Key      bool
+	// NoPTS: the container gives no presentation time (PTS is the decode time then): an AVI
+	// with B-frames, where decode order is not presentation order.
+	NoPTS bool `json:",omitempty"`
+	// NoDTS: the container gives no decode time (DTS is the presentation time then):
+	// matroska's first packets.
+	NoDTS bool `json:",omitempty"`
 }
 
 // VideoPackets lists the packets of a local file's first video stream (not cover art), in
@@ -114,10 +120,10 @@ func (p *packetParser) parse(line string) {
 	}
 	if section == "packet" {
 		if !okPTS {
-			pk.PTS = pk.DTS // a stream without B-frames may leave pts to dts
+			pk.PTS, pk.NoPTS = pk.DTS, true
 		}
 		if !okDTS {
-			pk.DTS = pk.PTS
+			pk.DTS, pk.NoDTS = pk.PTS, true
 		}
 		if okPTS || okDTS {
 			p.pkts = append(p.pkts, pk)

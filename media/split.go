@@ -150,7 +150,18 @@ func splitFrames(num, den int64, pkts []ffmpeg.VideoPacket) ([]frame, int, error
 	}
 	var frames []frame
 	gop, keyTicks := 0, int64(0)
+	lastDTS, haveDTS := int64(0), false
 	for i, p := range pkts {
+		switch {
+		case p.NoPTS:
+			return nil, 0, unsplittable("the container gives no presentation times (decode order is not presentation order)")
+		case !p.NoDTS && haveDTS && p.DTS < lastDTS:
+			// A timestamp wrap or a discontinuity (a broadcast capture): no single clock to cut on.
+			return nil, 0, unsplittable("the video's timestamps go back at packet %d", i)
+		}
+		if !p.NoDTS {
+			lastDTS, haveDTS = p.DTS, true
+		}
 		if p.Key && i > 0 {
 			gop++ // a GOP file starts at every keyframe after the first packet
 		}
@@ -158,10 +169,13 @@ func splitFrames(num, den int64, pkts []ffmpeg.VideoPacket) ([]frame, int, error
 		if p.Key {
 			keyTicks = t
 		}
-		if i < first {
-			continue // before the first keyframe: not decodable
+		lead := !p.Key && t < keyTicks
+		if i < first || (gop == 0 && lead) {
+			// Before the first keyframe, or an open GOP's leading picture of it: nothing before
+			// it to reference, so not decodable (a whole run skips them too).
+			continue
 		}
-		frames = append(frames, frame{ticks: t, gop: gop, lead: !p.Key && t < keyTicks})
+		frames = append(frames, frame{ticks: t, gop: gop, lead: lead})
 	}
 	sort.SliceStable(frames, func(a, b int) bool { return frames[a].ticks < frames[b].ticks })
 	return frames, gop + 1, nil
@@ -194,6 +208,9 @@ func cutFrames(frames []frame, chunk time.Duration, exact bool) []int {
 		}
 		if best < 0 {
 			best = at
+		}
+		for best < len(frames) && best > 0 && frames[best].ticks == frames[best-1].ticks {
+			best++ // frames at the same instant stay in one chunk: the window is by time
 		}
 		if best > cuts[len(cuts)-1] && best < len(frames) {
 			cuts = append(cuts, best)
