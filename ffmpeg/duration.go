@@ -7,7 +7,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -20,21 +19,10 @@ func (r *Runner) MeasureDuration(ctx context.Context, path string) (time.Duratio
 	}
 	args := []string{"-v", "error", "-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0",
 		"-protocol_whitelist", "file", "-format_whitelist", strings.Join(AllowedDemuxers, ","), "-i", "file:" + path}
-	tail := newTailBuffer(r.cfg.StderrTail)
-	defer tail.release()
 	end := &packetEnd{}
-	cmd := r.command(ctx, r.cfg.FFprobe, args)
-	cmd.Stdout, cmd.Stderr = end, tail
-	g := &group{}
-	cmd.Cancel = func() error { g.signal(syscall.SIGKILL); return nil }
-	if err := g.start(cmd); err != nil {
-		return 0, startErr(ctx, "probe", args, err)
+	if err := r.streamProbe(ctx, args, nil, end, nil); err != nil {
+		return 0, err
 	}
-	g.awaitExit()
-	if err := cmd.Wait(); err != nil {
-		return 0, r.runError(ctx, "probe", args, cmd, err, tail.release())
-	}
-	_, _ = end.Write([]byte{'\n'}) // flush a last line without a newline
 	return time.Duration(end.max * float64(time.Second)), nil
 }
 
@@ -114,25 +102,11 @@ func (r *Runner) MeasureSpan(ctx context.Context, in Input, src io.Reader, stop 
 	args := append([]string{"-v", "error", "-show_entries", "packet=stream_index,pts_time,dts_time,duration_time", "-of", "csv=p=0"}, inputArgs(in)...)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tail := newTailBuffer(r.cfg.StderrTail)
-	defer tail.release()
 	spans := &spanFold{stop: stop.Seconds(), over: cancel, first: map[int]float64{}, end: map[int]float64{}}
-	cmd := r.command(ctx, r.cfg.FFprobe, args)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = src, spans, tail
-	g := &group{}
-	cmd.Cancel = func() error { g.signal(syscall.SIGKILL); return nil }
-	if err := g.start(cmd); err != nil {
-		return Span{}, startErr(ctx, "probe", args, err)
+	// Killed by us at the stop: what was read is the answer.
+	if err := r.streamProbe(ctx, args, src, spans, func() bool { return spans.isOver }); err != nil {
+		return Span{}, err
 	}
-	g.awaitExit()
-	err := cmd.Wait()
-	if spans.isOver {
-		return spans.result(), nil // killed by us, at the stop
-	}
-	if err != nil {
-		return Span{}, r.runError(ctx, "probe", args, cmd, err, tail.release())
-	}
-	_, _ = spans.Write([]byte{'\n'}) // a last line without a newline
 	return spans.result(), nil
 }
 

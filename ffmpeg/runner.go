@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -147,6 +148,32 @@ func runGroup(cmd *exec.Cmd) error {
 	}
 	g.awaitExit()
 	return cmd.Wait()
+}
+
+// streamProbe runs ffprobe with args, its stdout into out (a parser that folds lines as they
+// stream by, so memory stays constant whatever the file's length), then gives out a newline
+// for a last line without one. stopped, when set and true once ffprobe has exited, means the
+// caller killed it on purpose: no error, and no flush.
+func (r *Runner) streamProbe(ctx context.Context, args []string, stdin io.Reader, out io.Writer, stopped func() bool) error {
+	tail := newTailBuffer(r.cfg.StderrTail)
+	defer tail.release()
+	cmd := r.command(ctx, r.cfg.FFprobe, args)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, out, tail
+	g := &group{}
+	cmd.Cancel = func() error { g.signal(syscall.SIGKILL); return nil }
+	if err := g.start(cmd); err != nil {
+		return startErr(ctx, "probe", args, err)
+	}
+	g.awaitExit()
+	err := cmd.Wait()
+	if stopped != nil && stopped() {
+		return nil
+	}
+	if err != nil {
+		return r.runError(ctx, "probe", args, cmd, err, tail.release())
+	}
+	_, _ = out.Write([]byte{'\n'})
+	return nil
 }
 
 // runError turns a failed short-lived run into an *Error.

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -68,21 +67,10 @@ func (r *Runner) VideoPackets(ctx context.Context, path string) (num, den int64,
 	}
 	args := []string{"-v", "error", "-select_streams", "V:0", "-show_entries", "stream=time_base:packet=pts,dts,flags",
 		"-of", "compact=p=1", "-protocol_whitelist", "file", "-format_whitelist", strings.Join(AllowedDemuxers, ","), "-i", "file:" + path}
-	tail := newTailBuffer(r.cfg.StderrTail)
-	defer tail.release()
 	p := &packetParser{}
-	cmd := r.command(ctx, r.cfg.FFprobe, args)
-	cmd.Stdout, cmd.Stderr = p, tail
-	g := &group{}
-	cmd.Cancel = func() error { g.signal(syscall.SIGKILL); return nil }
-	if err := g.start(cmd); err != nil {
-		return 0, 0, nil, startErr(ctx, "probe", args, err)
+	if err := r.streamProbe(ctx, args, nil, p, nil); err != nil {
+		return 0, 0, nil, err
 	}
-	g.awaitExit()
-	if err := cmd.Wait(); err != nil {
-		return 0, 0, nil, r.runError(ctx, "probe", args, cmd, err, tail.release())
-	}
-	_, _ = p.Write([]byte{'\n'})
 	if p.den <= 0 || p.num <= 0 {
 		return 0, 0, nil, fmt.Errorf("ffmpeg: %s: no video stream", path)
 	}

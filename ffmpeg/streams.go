@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -39,21 +38,10 @@ func (r *Runner) MeasureStreams(ctx context.Context, path string) ([]StreamSpan,
 	args := []string{"-v", "error", "-count_packets",
 		"-show_entries", "stream=index,codec_type,width,height,start_time,duration,nb_read_packets,color_transfer,color_primaries,color_space:packet=stream_index,pts_time,duration_time",
 		"-of", "compact=p=1", "-protocol_whitelist", "file", "-format_whitelist", strings.Join(AllowedDemuxers, ","), "-i", "file:" + path}
-	tail := newTailBuffer(r.cfg.StderrTail)
-	defer tail.release()
 	spans := &spanParser{byIndex: map[int]*StreamSpan{}}
-	cmd := r.command(ctx, r.cfg.FFprobe, args)
-	cmd.Stdout, cmd.Stderr = spans, tail
-	g := &group{}
-	cmd.Cancel = func() error { g.signal(syscall.SIGKILL); return nil }
-	if err := g.start(cmd); err != nil {
-		return nil, startErr(ctx, "probe", args, err)
+	if err := r.streamProbe(ctx, args, nil, spans, nil); err != nil {
+		return nil, err
 	}
-	g.awaitExit()
-	if err := cmd.Wait(); err != nil {
-		return nil, r.runError(ctx, "probe", args, cmd, err, tail.release())
-	}
-	_, _ = spans.Write([]byte{'\n'}) // a last line without a newline
 	return spans.result(), nil
 }
 
