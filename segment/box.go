@@ -266,3 +266,15 @@ func (r *reader) fullBox() (version uint8, flags uint32) {
 	v := r.u32()
 	return uint8(v >> 24), v & 0xffffff
 }
+
+// timedBox reads the header of a FullBox that starts with its creation and modification times
+// (mvhd, tkhd, mdhd), skips the times (64-bit in version 1), and returns the version.
+func (r *reader) timedBox() uint8 {
+	v, _ := r.fullBox()
+	if v == 1 {
+		r.skip(16)
+	} else {
+		r.skip(8)
+	}
+	return v
+}

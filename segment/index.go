@@ -47,11 +47,7 @@ func ReadIndex(r io.ReaderAt, size int64) ([]IndexTrack, error) {
 		switch b.typ {
 		case boxMvhd:
 			rd := reader{b: b.payload}
-			if v, _ := rd.fullBox(); v == 1 {
-				rd.skip(16)
-			} else {
-				rd.skip(8)
-			}
+			rd.timedBox()
 			movieTS = rd.u32()
 		case boxMvex:
 			return fmt.Errorf("%w: fragmented (mvex)", ErrUnindexed)
@@ -183,11 +179,7 @@ func indexMdia(mdia []byte) (timescale, handler uint32, tabs stblTables, err err
 		rd := reader{b: b.payload}
 		switch b.typ {
 		case boxMdhd:
-			if v, _ := rd.fullBox(); v == 1 {
-				rd.skip(16)
-			} else {
-				rd.skip(8)
-			}
+			rd.timedBox()
 			timescale = rd.u32()
 		case boxHdlr:
 			rd.fullBox()

@@ -51,11 +51,7 @@ func parseMoov(moov []byte) (trackInfo, error) {
 		switch b.typ {
 		case boxMvhd:
 			r := reader{b: b.payload}
-			if v, _ := r.fullBox(); v == 1 {
-				r.skip(16)
-			} else {
-				r.skip(8)
-			}
+			r.timedBox()
 			movieTS = r.u32()
 		case boxTrak:
 			traks++
@@ -115,11 +111,7 @@ func (ti *trackInfo) parseTrak(trak []byte, elst *[]byte) error {
 		switch b.typ {
 		case boxTkhd:
 			r := reader{b: b.payload}
-			if v, _ := r.fullBox(); v == 1 {
-				r.skip(16)
-			} else {
-				r.skip(8)
-			}
+			r.timedBox()
 			ti.ID = r.u32()
 			if r.short {
 				return fmt.Errorf("tkhd: %w", errShortConfig)
@@ -149,13 +141,11 @@ func (ti *trackInfo) parseTrak(trak []byte, elst *[]byte) error {
 		switch b.typ {
 		case boxMdhd:
 			r := reader{b: b.payload}
-			if v, _ := r.fullBox(); v == 1 {
-				r.skip(16)
-				ti.Timescale = r.u32()
-				r.u64()
+			v := r.timedBox()
+			ti.Timescale = r.u32()
+			if v == 1 {
+				r.u64() // duration
 			} else {
-				r.skip(8)
-				ti.Timescale = r.u32()
 				r.u32()
 			}
 			lang := r.u16()
