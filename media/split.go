@@ -243,36 +243,42 @@ type Split struct {
 	in          *input
 	dir         string
 	plan        *Plan
+	e           *Engine
 	// The audio, encoded beside the chunks (StartAudio).
-	e         *Engine
 	audioStop context.CancelFunc
 	audioDone chan struct{}
 	audio     string
 	audioErr  error
 }
 
+// SplitOptions say how a task is split.
+type SplitOptions struct {
+	Chunk time.Duration // about how long a chunk is
+	// MinDuration > 0: an input shorter than this, by its head, is not split.
+	MinDuration time.Duration
+}
+
 // PrepareSplit spools the task's input, checks that its one output can be split and
 // stitched, and cuts and plans its video. Close the Split when the job ends.
-// An input shorter than minDuration (when > 0) is not split.
-func (e *Engine) PrepareSplit(ctx context.Context, t *Task, chunk, minDuration time.Duration) (*Split, error) {
+func (e *Engine) PrepareSplit(ctx context.Context, t *Task, o SplitOptions) (*Split, error) {
 	t = t.metered()
 	in, err := e.openInput(ctx, t, false)
 	if err != nil {
 		return nil, err
 	}
-	s := &Split{in: in}
-	if err := e.prepareSplit(ctx, t, s, chunk, minDuration); err != nil {
+	s := &Split{in: in, e: e}
+	if err := e.prepareSplit(ctx, t, s, o); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, chunk, minDuration time.Duration) error {
-	if minDuration > 0 {
+func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, o SplitOptions) error {
+	if o.MinDuration > 0 {
 		// Whether to split at all is decided on the head, before the input is spooled: most
 		// jobs of a fleet are short and run whole.
-		if err := e.longEnough(ctx, s.in, minDuration); err != nil {
+		if err := e.longEnough(ctx, s.in, o.MinDuration); err != nil {
 			return err
 		}
 	}
@@ -306,12 +312,11 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, chunk, min
 	if s.dir, err = os.MkdirTemp(e.cfg.SpoolDir, "transcoder-split-"+t.ID+"-"); err != nil {
 		return fmt.Errorf("split: %w", err)
 	}
-	s.e = e
 	num, den, pkts, err := e.cfg.FFmpeg.VideoPackets(ctx, s.in.path)
 	if err != nil {
 		return fmt.Errorf("split: %w", err)
 	}
-	if s.Plan, err = PlanSplit(num, den, pkts, chunk, s.grid); err != nil {
+	if s.Plan, err = PlanSplit(num, den, pkts, o.Chunk, s.grid); err != nil {
 		return err
 	}
 	if s.gops, err = e.cfg.FFmpeg.CutGOPs(ctx, s.in.path, v.Codec, s.dir); err != nil {

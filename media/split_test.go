@@ -36,7 +36,7 @@ func splitOutputLocally(t *testing.T, in string, o job.Output, chunk time.Durati
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	s, err := e.PrepareSplit(ctx, parent, chunk, 0)
+	s, err := e.PrepareSplit(ctx, parent, media.SplitOptions{Chunk: chunk})
 	if err != nil {
 		t.Fatal(err)
 	}

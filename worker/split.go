@@ -99,8 +99,8 @@ func ensureSplitStores(ctx context.Context, js jetstream.JetStream, replicas int
 	return kv, nil
 }
 
-// wantsSplit tells whether a job is split: asked for (on), or auto with more than one worker
-// alive (the input's length is checked once it is probed).
+// wantsSplit tells whether a job may be split: asked for (on), or auto with more than one
+// worker alive (its input's length is checked on its head next).
 func (w *Worker) wantsSplit(ctx context.Context, r *run) bool {
 	switch r.job.SplitMode() {
 	case job.SplitOn:
@@ -111,11 +111,26 @@ func (w *Worker) wantsSplit(ctx context.Context, r *run) bool {
 	return false
 }
 
-// liveWorkers counts the workers in the registry (1, this one, without a registry).
+// liveWorkers counts the workers in the registry (1, this one, without a registry). The count
+// is kept for liveTTL: listing a large fleet's registry for every job would cost more than the
+// jobs' dispatch.
 func (w *Worker) liveWorkers(ctx context.Context) int {
 	if w.registry == nil {
 		return 1
 	}
+	w.live.Lock()
+	defer w.live.Unlock()
+	if time.Since(w.live.at) < liveTTL {
+		return w.live.n
+	}
+	w.live.n, w.live.at = w.countRegistry(ctx), time.Now()
+	return w.live.n
+}
+
+// liveTTL is how long a count of live workers is used.
+const liveTTL = 5 * time.Second
+
+func (w *Worker) countRegistry(ctx context.Context) int {
 	keys, err := w.registry.ListKeys(ctx)
 	if err != nil {
 		return 1
@@ -132,11 +147,11 @@ func (w *Worker) liveWorkers(ctx context.Context) int {
 func (w *Worker) executeSplit(ctx context.Context, r *run, res *bufpool.Reservation) ([]job.OutputResult, error) {
 	r.task.ID, r.task.Attempt, r.task.Job = r.id, r.attempt, r.job
 	r.task.Buffers, r.task.Observer = res, r
-	minDur := w.cfg.SplitMinDuration
-	if r.job.SplitMode() == job.SplitOn {
-		minDur = 0
+	opts := media.SplitOptions{Chunk: r.job.ChunkDuration()}
+	if r.job.SplitMode() == job.SplitAuto {
+		opts.MinDuration = w.cfg.SplitMinDuration
 	}
-	s, err := w.media.PrepareSplit(ctx, &r.task, r.job.ChunkDuration(), minDur)
+	s, err := w.media.PrepareSplit(ctx, &r.task, opts)
 	if errors.Is(err, media.ErrUnsplittable) {
 		if r.job.SplitMode() == job.SplitOn {
 			return nil, &job.Error{Class: job.ClassInvalidInput, Reason: err.Error(), Err: err}

@@ -70,6 +70,11 @@ type Worker struct {
 	splitKV   jetstream.KeyValue
 	chunkCons []jetstream.Consumer
 	chunkRuns map[string]context.CancelCauseFunc
+	live      struct { // liveWorkers' count, and when it was taken
+		sync.Mutex
+		n  int
+		at time.Time
+	}
 }
 
 // Errors that end a job for a reason of the worker's, not of ffmpeg's.

@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/transcoder/transcoder/internal/testenv"
@@ -59,18 +57,10 @@ func workerPeak(b *testing.B, in, out string) int64 {
 	r := newRig(b, nil, 0) // the NATS server and client, no in-process worker
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), workerEnv+"="+r.ns.URL())
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
+	p := startWorkerProc(b, cmd)
+	defer p.stop(os.Kill)
+	if err := p.await("worker process"); err != nil {
 		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	line, _ := bufio.NewReader(stdout).ReadString('\n')
-	if strings.TrimSpace(line) != "ready" {
-		b.Fatalf("worker process: %q", line)
 	}
 	_, done := r.submit(b, &job.Job{Input: fileURL(in), Outputs: []job.Output{{URL: fileURL(out), Container: "nut", Video: &job.Video{Codec: "copy"}}}})
 	ev := wait(b, done)
@@ -79,7 +69,6 @@ func workerPeak(b *testing.B, in, out string) int64 {
 	}
 	peak := vmHWM(b, cmd.Process.Pid)
 	_ = os.Remove(out)
-	_ = cmd.Process.Signal(syscall.SIGTERM)
 	return peak
 }
 

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -189,48 +187,17 @@ func (n *fleetNATS) msgs(b *testing.B) int64 {
 // startFleet starts n worker processes against url and waits until each says it is ready.
 func startFleet(b *testing.B, url string, n int, tools ffmpeg.Config) {
 	b.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
+	procs := make([]*workerProc, n)
 	for i := range n {
 		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 		cmd.Env = append(os.Environ(), fleetEnv+"="+url, fmt.Sprintf("%s=fleet-%d", fleetIDEnv, i),
 			fleetFFmpegEnv+"="+tools.FFmpeg, fleetFFprobeEnv+"="+tools.FFprobe)
-		cmd.Stderr = os.Stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		copied := make(chan struct{})
-		b.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			<-copied
-			_ = cmd.Wait()
-		})
-		ready := make(chan string, 1)
-		go func() {
-			defer close(copied)
-			line, _ := bufio.NewReader(stdout).ReadString('\n')
-			ready <- line
-			_, _ = io.Copy(io.Discard, stdout)
-		}()
-		wg.Go(func() {
-			select {
-			case line := <-ready:
-				if strings.TrimSpace(line) != "ready" {
-					errs <- fmt.Errorf("worker %d said %q", i, line)
-				}
-			case <-time.After(60 * time.Second):
-				errs <- fmt.Errorf("worker %d did not start", i)
-			}
-		})
+		procs[i] = startWorkerProc(b, cmd) // all start at once; then each is awaited
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
+	for i, p := range procs {
+		if err := p.await(fmt.Sprintf("worker %d", i)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

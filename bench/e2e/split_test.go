@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -101,7 +98,7 @@ func BenchmarkSplit(b *testing.B) {
 }
 
 // startSplitWorker starts worker process i, pinned to core i when taskset is there, and
-// returns what stops it (SIGTERM, then its exit).
+// returns what stops it (an interrupt: it shuts down).
 func startSplitWorker(b *testing.B, url string, i int) func() {
 	b.Helper()
 	argv := []string{os.Args[0], "-test.run=^$", "-test.bench=^$"}
@@ -110,33 +107,9 @@ func startSplitWorker(b *testing.B, url string, i int) func() {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), splitEnv+"="+url, fmt.Sprintf("%s=split-%d", splitIDEnv, i))
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
+	p := startWorkerProc(b, cmd)
+	if err := p.await(fmt.Sprintf("split worker %d", i)); err != nil {
 		b.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	ready := make(chan string, 1)
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		ready <- line
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case line := <-ready:
-		if strings.TrimSpace(line) != "ready" {
-			b.Fatalf("split worker %d said %q", i, line)
-		}
-	case <-time.After(60 * time.Second):
-		b.Fatalf("split worker %d did not start", i)
-	}
-	return func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		<-copied
-		_ = cmd.Wait()
-	}
+	return func() { p.stop(os.Interrupt) }
 }
