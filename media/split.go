@@ -60,7 +60,7 @@ type frame struct {
 }
 
 // PlanSplit plans chunks of about chunk each over a video stream's packets (decode order, time
-// base num/den). A cut goes at a keyframe near the target (within a quarter of a chunk), where
+// base num/den), of equal length. A cut goes at a keyframe near the target (see cutFrames), where
 // the copy cut alone separates the chunks; else at the first frame from the target on, and the
 // chunk after it decodes from the keyframe before and drops what precedes its window. Frames
 // that cannot be decoded (before the first keyframe) are in no chunk.
@@ -125,7 +125,7 @@ func (p *SplitPlan) ByCost() []int {
 	for i := range order {
 		order[i] = i
 	}
-	cost := func(c Chunk) int { return 2*c.Frames + c.Decoded } // decoding a frame is about half of encoding it
+	cost := func(c Chunk) int { return decodeShare*c.Frames + c.Decoded }
 	sort.SliceStable(order, func(a, b int) bool { return cost(p.Chunks[order[a]]) > cost(p.Chunks[order[b]]) })
 	return order
 }
@@ -181,34 +181,30 @@ func splitFrames(num, den int64, pkts []ffmpeg.VideoPacket) ([]frame, int, error
 	return frames, gop + 1, nil
 }
 
-// cutFrames picks the first frame (index in presentation order) of each chunk: exactly at each
-// target when exact, else preferring a keyframe near it.
+// decodeShare is what decoding a frame costs next to encoding it, on the conservative side: an
+// x264 veryfast 480p encode of a 360p h264 source spends a tenth of its time decoding (measured,
+// bench/README.md), a 4K source's decode weighs more.
+const decodeShare = 4 // encode / decode
+
+// cutFrames picks the first frame (index in presentation order) of each chunk. The span is
+// divided into chunks of equal length (their count rounded from chunk), so the workers get equal
+// shares and the last chunk is no longer than the others. Exactly at each target when exact,
+// else at a keyframe near it where that is cheaper: a keyframe d away unbalances two chunks by d
+// of encoding, a cut at the target costs the decode from the keyframe before it.
 func cutFrames(frames []frame, chunk time.Duration, exact bool) []int {
 	step := int64(chunk.Seconds() * ffmpeg.TSClock)
 	start, end := frames[0].ticks, frames[len(frames)-1].ticks
+	n := max(1, (end-start+step/2)/step)
+	if exact {
+		n = (end - start + step/2) / step // on the ladder's grid: steps stay whole segments
+	}
 	cuts := []int{0}
-	for target := start + step; end-target >= step/2; target += step {
-		at := sort.Search(len(frames), func(i int) bool { return frames[i].ticks >= target })
-		// A keyframe near the target: the copy cut alone separates the chunks there.
-		// Decoding from the keyframe before a cut costs about half of encoding the same frames:
-		// a keyframe a quarter of a chunk away is better than the exact target.
-		best, bestDist := -1, step/4+1
-		if exact {
-			bestDist = 0
+	for k := int64(1); k < n; k++ {
+		target := start + k*step
+		if !exact {
+			target = start + k*(end-start)/n
 		}
-		for i := at - 1; i >= 0 && target-frames[i].ticks < bestDist; i-- {
-			if isKeyStart(frames, i) {
-				best, bestDist = i, target-frames[i].ticks
-			}
-		}
-		for i := at; i < len(frames) && frames[i].ticks-target < bestDist; i++ {
-			if isKeyStart(frames, i) {
-				best, bestDist = i, frames[i].ticks-target
-			}
-		}
-		if best < 0 {
-			best = at
-		}
+		best := nearCut(frames, target, exact)
 		for best < len(frames) && best > 0 && frames[best].ticks == frames[best-1].ticks {
 			best++ // frames at the same instant stay in one chunk: the window is by time
 		}
@@ -217,6 +213,37 @@ func cutFrames(frames []frame, chunk time.Duration, exact bool) []int {
 		}
 	}
 	return cuts
+}
+
+// nearCut picks the cut for one target: its first frame, or a keyframe closer to it than a
+// decodeShare of the way back to the keyframe before it (the decode a cut at the target costs).
+func nearCut(frames []frame, target int64, exact bool) int {
+	at := sort.Search(len(frames), func(i int) bool { return frames[i].ticks >= target })
+	if exact {
+		return at
+	}
+	prevKey := frames[0].ticks
+	for i := min(at, len(frames)-1); i > 0; i-- {
+		if isKeyStart(frames, i) && frames[i].ticks <= target {
+			prevKey = frames[i].ticks
+			break
+		}
+	}
+	best, bestDist := at, (target-prevKey)/decodeShare+1
+	if prevKey == target {
+		return at
+	}
+	for i := at - 1; i >= 0 && target-frames[i].ticks < bestDist; i-- {
+		if isKeyStart(frames, i) {
+			best, bestDist = i, target-frames[i].ticks
+		}
+	}
+	for i := at; i < len(frames) && frames[i].ticks-target < bestDist; i++ {
+		if isKeyStart(frames, i) {
+			best, bestDist = i, frames[i].ticks-target
+		}
+	}
+	return best
 }
 
 // isKeyStart reports whether frame i is the first one shown of a GOP that needs nothing from

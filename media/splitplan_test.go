@@ -87,3 +87,48 @@ func TestPlanSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanSplitBalance: on a source with irregular keyframes (those of the benchmark clip) the
+// chunks come out of equal length, whatever the keyframes, so that two workers finish together:
+// a keyframe is taken only where it is near the target, and the last chunk is no longer than
+// the others.
+func TestPlanSplitBalance(t *testing.T) {
+	keys := map[int]bool{0: true, 250: true, 285: true, 378: true, 553: true, 768: true, 1018: true, 1145: true, 1346: true}
+	pkts := make([]ffmpeg.VideoPacket, 1440) // 60 s at 24 fps
+	for i := range pkts {
+		pkts[i] = ffmpeg.VideoPacket{PTS: int64(i), DTS: int64(i), Key: keys[i]}
+	}
+	p, err := media.PlanSplit(1, 24, pkts, 10*time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Chunks) != 6 || frames(p) != 1440 {
+		t.Fatalf("%d chunks, %d frames: %+v", len(p.Chunks), frames(p), p.Chunks)
+	}
+	for _, c := range p.Chunks {
+		if c.Frames < 228 || c.Frames > 252 { // 240 within 5%
+			t.Errorf("chunk %d: %d frames, want 240 within 5%%", c.Index, c.Frames)
+		}
+	}
+	if p.Chunks[1].Decoded != 0 || p.Chunks[0].Frames != 250 {
+		t.Errorf("chunk 0 %+v: the keyframe 10 frames past the target should end it", p.Chunks[0])
+	}
+
+	// 65 s: six chunks of 10.8 s, not five of 10 and one of 15.
+	p, err = media.PlanSplit(1, 24, append(pkts, cfrFrom(1440, 120)...), 10*time.Second, 0)
+	if err != nil || len(p.Chunks) != 6 {
+		t.Fatalf("%v %+v", err, p)
+	}
+	if last := p.Chunks[5].Frames; last > 270 {
+		t.Errorf("last chunk %d frames, want about 260", last)
+	}
+}
+
+// cfrFrom is n more packets of a 24 fps stream from frame first, no keyframe.
+func cfrFrom(first, n int) []ffmpeg.VideoPacket {
+	pkts := make([]ffmpeg.VideoPacket, n)
+	for i := range pkts {
+		pkts[i] = ffmpeg.VideoPacket{PTS: int64(first + i), DTS: int64(first + i)}
+	}
+	return pkts
+}
