@@ -339,16 +339,35 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, o SplitOpt
 	if s.dir, err = os.MkdirTemp(e.cfg.SpoolDir, "transcoder-split-"+t.ID+"-"); err != nil {
 		return fmt.Errorf("split: %w", err)
 	}
-	num, den, pkts, err := e.cfg.FFmpeg.VideoPackets(ctx, s.in.path)
-	if err != nil {
-		return fmt.Errorf("split: %w", err)
+	// The copy cut makes a file per GOP whatever the plan: it runs beside the packet scan, and
+	// the first chunk goes out sooner (each is mostly waiting on reads and process starts).
+	cutCtx, stopCut := context.WithCancel(ctx)
+	defer stopCut()
+	type cut struct {
+		gops []string
+		err  error
 	}
-	if s.Plan, err = PlanSplit(num, den, pkts, o.Chunk, s.grid); err != nil {
+	cutDone := make(chan cut, 1)
+	go func() {
+		gops, err := e.cfg.FFmpeg.CutGOPs(cutCtx, s.in.path, v.Codec, s.dir)
+		cutDone <- cut{gops, err}
+	}()
+	num, den, pkts, err := e.cfg.FFmpeg.VideoPackets(ctx, s.in.path)
+	if err == nil {
+		s.Plan, err = PlanSplit(num, den, pkts, o.Chunk, s.grid)
+	} else {
+		err = fmt.Errorf("split: %w", err)
+	}
+	if err != nil {
+		stopCut()
+		<-cutDone
 		return err
 	}
-	if s.gops, err = e.cfg.FFmpeg.CutGOPs(ctx, s.in.path, v.Codec, s.dir); err != nil {
-		return fmt.Errorf("split: %w", err)
+	c := <-cutDone
+	if c.err != nil {
+		return fmt.Errorf("split: %w", c.err)
 	}
+	s.gops = c.gops
 	if len(s.gops) != s.Plan.GOPs {
 		return unsplittable("the copy cut made %d GOP files, the packets have %d GOPs", len(s.gops), s.Plan.GOPs)
 	}
@@ -488,6 +507,9 @@ func (s *Split) StartAudio(ctx context.Context) {
 		s.audio = path
 	}()
 }
+
+// AudioDone is closed when the audio encode StartAudio began has ended (nil before it).
+func (s *Split) AudioDone() <-chan struct{} { return s.audioDone }
 
 // AudioFile waits for the audio encode (started now if it was not) and returns its file; ""
 // when the output has no audio.

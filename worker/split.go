@@ -305,6 +305,10 @@ func (sp *splitRun) await(ctx context.Context) ([]chunkRecord, error) {
 	}
 	defer func() { _ = watch.Stop() }()
 	recs := make([]chunkRecord, sp.total)
+	// The coordinator's slot takes chunks once the audio encode (on this worker, about as much
+	// work as a chunk) is over: its core does one thing at a time, and the other workers take
+	// the chunks meanwhile, so that all finish together.
+	audio := sp.s.AudioDone()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	resync := time.Now()
@@ -334,14 +338,18 @@ func (sp *splitRun) await(ctx context.Context) ([]chunkRecord, error) {
 		if done == sp.total {
 			return recs, nil
 		}
-		if msg, _ := w.pullChunk(); msg != nil {
-			w.runChunk(ctx, msg, sp.res)
-			drainWatch(watch, recs, r.id)
-			continue
+		if audio == nil {
+			if msg, _ := w.pullChunk(); msg != nil {
+				w.runChunk(ctx, msg, sp.res)
+				drainWatch(watch, recs, r.id)
+				continue
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-audio:
+			audio = nil
 		case e, ok := <-watch.Updates():
 			if !ok {
 				if err := ctx.Err(); err != nil {
