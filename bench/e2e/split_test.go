@@ -41,7 +41,8 @@ func init() {
 // iteration, on worker processes pinned to one core each (taskset) with one encoder thread:
 // whole on one worker (the reference), split on that one worker (what split and stitch cost),
 // and split on two workers (the speed-up). It reports each wall time, publish to succeeded
-// event, and the two ratios to the whole run.
+// event, and the two ratios to the whole run; and the one-worker ratio with the default chunk
+// (30 s), where fewer chunks pay their start.
 func BenchmarkSplit(b *testing.B) {
 	in := filepath.Join("..", "..", "..", "shared", "media", "bbb-640x360-60s.mp4")
 	if _, err := os.Stat(in); err != nil {
@@ -61,11 +62,11 @@ func BenchmarkSplit(b *testing.B) {
 	stop0 := startSplitWorker(b, ns.url, 0)
 	defer stop0()
 	dir := b.TempDir()
-	run := func(name, mode string) time.Duration {
+	run := func(name, mode string, chunk time.Duration) time.Duration {
 		out := filepath.Join(dir, name+".mp4")
 		defer func() { _ = os.Remove(out) }()
 		j := &job.Job{Input: fileURL(in), Preset: "h264-480p", Outputs: []job.Output{{URL: fileURL(out)}},
-			Split: &job.Split{Mode: mode, Chunk: job.Duration(10 * time.Second)}}
+			Split: &job.Split{Mode: mode, Chunk: job.Duration(chunk)}}
 		start := time.Now()
 		id, err := cl.Submit(context.Background(), j)
 		if err != nil {
@@ -79,17 +80,20 @@ func BenchmarkSplit(b *testing.B) {
 		}
 		return time.Since(start)
 	}
-	var whole, split1, split2 []time.Duration
+	var whole, split1, split1d, split2 []time.Duration
 	b.ResetTimer()
 	for range b.N {
-		whole = append(whole, run("whole", job.SplitOff))
-		split1 = append(split1, run("split1", job.SplitOn))
+		whole = append(whole, run("whole", job.SplitOff, 10*time.Second))
+		split1 = append(split1, run("split1", job.SplitOn, 10*time.Second))
+		split1d = append(split1d, run("split1d", job.SplitOn, job.DefaultChunk))
 		stop1 := startSplitWorker(b, ns.url, 1)
-		split2 = append(split2, run("split2", job.SplitOn))
+		split2 = append(split2, run("split2", job.SplitOn, 10*time.Second))
 		stop1()
 	}
 	b.StopTimer()
 	w, s1, s2 := median(whole), median(split1), median(split2)
+	// The default chunk (30 s): what one worker pays per chunk, over fewer chunks.
+	b.ReportMetric(float64(median(split1d))/float64(w), "split-1w-default-chunk-ratio")
 	b.ReportMetric(float64(w)/1e6, "whole-ms")
 	b.ReportMetric(float64(s1)/1e6, "split-1w-ms")
 	b.ReportMetric(float64(s2)/1e6, "split-2w-ms")
