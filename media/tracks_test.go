@@ -220,3 +220,120 @@ func TestTracksBadSelection(t *testing.T) {
 		t.Errorf("an output was left: %v", err)
 	}
 }
+
+// lowerBand is the grey bytes of the lower fifth of the frame at 1.5 s.
+func lowerBand(t *testing.T, path string) []byte {
+	t.Helper()
+	return grey(t, path, "1.5", "crop=iw:ih/5:0:ih*4/5,")
+}
+
+// grey is the frame at ss, through filter, as grey bytes.
+func grey(t *testing.T, path, ss, filter string) []byte {
+	t.Helper()
+	b, err := exec.Command("ffmpeg", "-v", "error", "-ss", ss, "-i", path, "-frames:v", "1", "-vf", filter+"format=gray", "-f", "rawvideo", "-").Output()
+	if err != nil || len(b) == 0 {
+		t.Fatalf("frame of %s: %v", path, err)
+	}
+	return b
+}
+
+func meanDiff(a, b []byte) float64 {
+	var d float64
+	for i := range min(len(a), len(b)) {
+		d += float64(max(a[i], b[i]) - min(a[i], b[i]))
+	}
+	return d / float64(max(1, min(len(a), len(b))))
+}
+
+// TestTracksBurnAndSidecar: burn_subtitles draws the input's eng track into the picture (the
+// plain output of the same run has no text there); a sidecar WebVTT file comes through storage
+// and is kept as a mov_text track in its language, and can be burned itself; a sidecar that is
+// not a subtitle file is invalid_input.
+func TestTracksBurnAndSidecar(t *testing.T) {
+	e := engine(t)
+	in := multiTrack(t)
+	dir := t.TempDir()
+	vtt := filepath.Join(dir, "fr.vtt")
+	if err := os.WriteFile(vtt, []byte("WEBVTT\n\nNOTE a comment\n\n00:00.400 --> 00:02.600 align:center\nBonjour sous-titre\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := func(n string) string { return "file://" + filepath.Join(dir, n) }
+	none := &job.TrackSelect{Mode: job.TracksNone}
+	side := []job.SubtitleIn{{URL: "file://" + vtt, Language: "fr"}}
+	results, err := runJob(t, e, &job.Job{Input: "file://" + in, Outputs: []job.Output{
+		{URL: u("burn.mp4"), Preset: "h264-480p", BurnSubtitles: &job.TrackRef{Language: "eng", Index: -1}, Subtitles: none},
+		{URL: u("plain.mp4"), Preset: "h264-480p", Subtitles: none},
+		{URL: u("side.mp4"), Preset: "h264-480p", SubtitlesIn: side},
+		{URL: u("sideburn.mp4"), Preset: "h264-480p", Subtitles: none, SubtitlesIn: side, BurnSubtitles: &job.TrackRef{Language: "fra", Index: -1}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := lowerBand(t, filepath.Join(dir, "plain.mp4"))
+	for _, name := range []string{"burn.mp4", "sideburn.mp4"} {
+		if d := meanDiff(lowerBand(t, filepath.Join(dir, name)), plain); d < 2 {
+			t.Errorf("%s: lower band differs from the plain output's by %.2f: no burned text", name, d)
+		}
+	}
+	if got := probeTracks(t, filepath.Join(dir, "side.mp4")).tracksOf("subtitle"); !slices.Equal(got, []string{"mov_text:eng", "mov_text:spa", "mov_text:fra"}) {
+		t.Errorf("side.mp4 subtitles %v", got)
+	}
+	if len(results) != 4 {
+		t.Fatalf("results %+v", results)
+	}
+	if err := os.WriteFile(vtt, []byte("not subtitles at all\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runJob(t, e, &job.Job{Input: "file://" + in, Outputs: []job.Output{{URL: u("bad.mp4"), Preset: "h264-480p", SubtitlesIn: side}}})
+	if job.ClassOf(err) != job.ClassInvalidInput || !strings.Contains(err.Error(), "outputs[0].subtitles_in") {
+		t.Errorf("bad sidecar: %v, want invalid_input naming outputs[0].subtitles_in", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(e.Config().SpoolDir, "transcoder-*")); len(left) > 0 {
+		t.Errorf("spool files left: %q", left)
+	}
+}
+
+// TestTracksRealMedia: real files: a VobSub track is copied into mkv, dropped from mp4 with
+// a warning, and burned in by its stream index (overlay); a phone-style mp4's chapters are
+// kept; an mp4 with an AC-3 and an AAC track keeps both.
+func TestTracksRealMedia(t *testing.T) {
+	e := engine(t)
+	dir := t.TempDir()
+	u := func(n string) string { return "file://" + filepath.Join(dir, n) }
+	vob := "file://" + corpus(t, "mkv_sample_with_vobsub.mkv")
+	results, err := runJob(t, e, &job.Job{Input: vob, Outputs: []job.Output{
+		{URL: u("vob.mkv"), Preset: "h264-480p", Container: "mkv"},
+		{URL: u("vob.mp4"), Preset: "h264-480p"},
+		{URL: u("vobburn.mp4"), Preset: "h264-480p", BurnSubtitles: &job.TrackRef{Index: 2}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := probeTracks(t, filepath.Join(dir, "vob.mkv")).tracksOf("subtitle"); !slices.Equal(got, []string{"dvd_subtitle:eng"}) {
+		t.Errorf("mkv subtitles %v, want the VobSub track copied", got)
+	}
+	if got := probeTracks(t, filepath.Join(dir, "vob.mp4")).tracksOf("subtitle"); len(got) != 0 || len(results[1].Warnings) != 1 || !strings.Contains(results[1].Warnings[0], "dvd_subtitle") {
+		t.Errorf("mp4 subtitles %v, warnings %q: want none, and a warning", got, results[1].Warnings)
+	}
+	if d := meanDiff(grey(t, filepath.Join(dir, "vobburn.mp4"), "0", ""), grey(t, filepath.Join(dir, "vob.mp4"), "0", "")); d < 0.5 {
+		t.Errorf("vobburn.mp4 differs from vob.mp4 by %.2f: no VobSub overlaid", d)
+	}
+	_, err = runJob(t, e, &job.Job{Input: "file://" + corpus(t, "mp4_sample_with_chapters.mp4"), Outputs: []job.Output{
+		{URL: u("ch.mp4"), Preset: "h264-480p"}, {URL: u("ch.mkv"), Preset: "h264-480p", Container: "mkv"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"ch.mp4", "ch.mkv"} {
+		if c := len(probeTracks(t, filepath.Join(dir, n)).Chapters); c != 3 {
+			t.Errorf("%s: %d chapters, want the input's 3", n, c)
+		}
+	}
+	_, err = runJob(t, e, &job.Job{Input: "file://" + corpus(t, "mp4_sample_ac3_aac.mp4"), Outputs: []job.Output{
+		{URL: u("two.m4a"), Preset: "aac-audio", AudioTracks: &job.TrackSelect{Mode: job.TracksAll}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := probeTracks(t, filepath.Join(dir, "two.m4a")).tracksOf("audio"); len(got) != 2 {
+		t.Errorf("m4a audio %v, want both tracks", got)
+	}
+}
