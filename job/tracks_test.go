@@ -46,7 +46,9 @@ func TestTracksJSON(t *testing.T) {
 // TestTracksValidate: each field is checked, before any probe, with its name in the error.
 func TestTracksValidate(t *testing.T) {
 	p := presets(t)
-	sel := func(mode string, langs ...string) *job.TrackSelect { return &job.TrackSelect{Mode: mode, Languages: langs} }
+	sel := func(mode string, langs ...string) *job.TrackSelect {
+		return &job.TrackSelect{Mode: mode, Languages: langs}
+	}
 	for _, c := range []struct {
 		out   job.Output
 		field string
