@@ -295,7 +295,7 @@ func TestTracksBurnAndSidecar(t *testing.T) {
 
 // TestTracksRealMedia: real files: a VobSub track is copied into mkv, dropped from mp4 with
 // a warning, and burned in by its stream index (overlay); a phone-style mp4's chapters are
-// kept; an mp4 with an AC-3 and an AAC track keeps both.
+// kept; an mp4 with an AC-3 and an AAC track keeps both; CEA-608 captions stay in the video.
 func TestTracksRealMedia(t *testing.T) {
 	e := engine(t)
 	dir := t.TempDir()
@@ -335,5 +335,14 @@ func TestTracksRealMedia(t *testing.T) {
 	}
 	if got := probeTracks(t, filepath.Join(dir, "two.m4a")).tracksOf("audio"); len(got) != 2 {
 		t.Errorf("m4a audio %v, want both tracks", got)
+	}
+	// CEA-608 captions in the H.264 video of a broadcast capture stay in the encoded video.
+	_, err = runJob(t, e, &job.Job{Input: "file://" + corpus(t, "hls_cea608_sd-hls0000000000.ts"), Outputs: []job.Output{{URL: u("cc.mp4"), Preset: "h264-480p"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "movie="+filepath.Join(dir, "cc.mp4")+"[out0+subcc]", "-map", "0:1", "-f", "webvtt", "-").Output()
+	if err != nil || !strings.Contains(string(cc), "First subtitle") {
+		t.Errorf("captions of cc.mp4: %q, %v; want the input's CEA-608 cues", cc, err)
 	}
 }
