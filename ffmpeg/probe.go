@@ -40,6 +40,9 @@ type Stream struct {
 	HasStart    bool
 	AttachedPic bool // cover art: a video stream that is not a video
 	Default     bool // disposition default: the track a player picks first
+	// Language is the stream's language tag (ISO 639-2, as containers store it; "" when
+	// untagged or "und"), Title its title tag.
+	Language, Title string
 	// Colour as ffprobe names it (color_transfer, color_primaries, color_space, color_range);
 	// "" or "unknown" when the stream states none. WideColour reads them.
 	ColorTransfer, ColorPrimaries, ColorSpace, ColorRange string
@@ -310,6 +313,8 @@ func (s rawStream) stream() Stream {
 		Duration:    seconds(s.Duration),
 		AttachedPic: s.Disposition["attached_pic"] == 1,
 		Default:     s.Disposition["default"] == 1,
+		Language:    language(s.Tags["language"]),
+		Title:       s.Tags["title"],
 
 		ColorTransfer: s.ColorTransfer, ColorPrimaries: s.ColorPrimaries,
 		ColorSpace: s.ColorSpace, ColorRange: s.ColorRange,
@@ -432,4 +437,13 @@ func (p *Probe) Wait() (*ProbeResult, error) {
 	_ = p.stdin.Close()
 	<-p.done
 	return p.res, p.err
+}
+
+// language is a language tag as the worker compares it: lower case, "" for undetermined.
+func language(tag string) string {
+	l := strings.ToLower(strings.TrimSpace(tag))
+	if l == "und" {
+		return ""
+	}
+	return l
 }

@@ -52,7 +52,7 @@ func TestArgsProgram(t *testing.T) {
 	enc := &Video{Codec: "libx264", Width: 640, Height: 360}
 	s := Spec{Program: 258, SplitVideo: true, Outputs: []Output{
 		{Container: "mp4", Video: enc, Audio: &Audio{Codec: "aac", Track: 1}},
-		{Container: "mp4", Video: &Video{Codec: "libx264", Width: 320, Height: 180}, Audio: &Audio{Codec: "aac", AllTracks: true}},
+		{Container: "mp4", Video: &Video{Codec: "libx264", Width: 320, Height: 180}, Audio: &Audio{Codec: "aac", Tracks: []AudioTrack{{N: 0, Default: true}, {N: 1}}}},
 		{Images: &Images{Mode: ImagesPoster}},
 	}}
 	args, err := s.Args()
@@ -60,7 +60,7 @@ func TestArgsProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := strings.Join(args, " ")
-	for _, want := range []string{"-filter_complex [0:p:258:V:0]", "-map 0:p:258:a:1?", "-map 0:p:258:a?", "-map 0:p:258:V:0 -an"} {
+	for _, want := range []string{"-filter_complex [0:p:258:V:0]", "-map 0:p:258:a:1?", "-map 0:p:258:a:0 -map 0:p:258:a:1", "-map 0:p:258:V:0 -an"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("argv %q lacks %q", line, want)
 		}

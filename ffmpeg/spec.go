@@ -51,6 +51,8 @@ type Video struct {
 	// is tagged BT.709. Nil keeps the input's colour and its tags as they are: an SDR input, or
 	// an output that can carry HDR (HighBitDepth).
 	ToneMap *Colour
+	// Burn, when set, draws a subtitle track into the picture (see Burn).
+	Burn *Burn
 }
 
 // Audio describes the audio stream of an output.
@@ -59,10 +61,10 @@ type Audio struct {
 	Bitrate    string // e.g. "128k"
 	Channels   int
 	SampleRate int
-	// AllTracks maps every audio stream of the input (-map 0:a?), each encoded the same way;
-	// otherwise only track Track (-map 0:a:Track?): the first by default. With Spec.Program
-	// the tracks are the programme's.
-	AllTracks bool
+	// Tracks, when set, are the audio streams kept, each encoded the same way, in this order,
+	// with their default dispositions; otherwise only track Track (-map 0:a:Track?): the
+	// first by default. With Spec.Program the tracks are the programme's.
+	Tracks []AudioTrack
 	// Track is the audio stream used, counted among the input's audio streams.
 	Track int
 }
@@ -96,6 +98,9 @@ type Output struct {
 	// VideoInput is the input the output's video comes from: 0 (Spec.Input) or one of
 	// Spec.VideoInputs (1, 2, ...): a split ladder's stitch, a rung per input.
 	VideoInput int
+	// Subtitles are the output's subtitle streams (mp4, webm, mkv; the webvtt container is one
+	// subtitle stream alone: a ladder's subtitle rendition).
+	Subtitles []Subtitle
 }
 
 // Spec is one ffmpeg run: one input, one or more outputs.
@@ -121,6 +126,10 @@ type Spec struct {
 	AudioInput *AudioInput
 	// VideoInputs are more inputs after Input (local files; Output.VideoInput names them).
 	VideoInputs []Input
+	// SubtitleInputs are sidecar subtitle files (local spool files the worker wrote and
+	// checked, Format one of SubtitleFormats), after every other input; Subtitle.Input names
+	// them from 1.
+	SubtitleInputs []Input
 }
 
 // MaxProgram is the largest Spec.Program: MPEG-TS programme numbers are 16 bits.
@@ -316,6 +325,13 @@ func (s Spec) args(threads int) ([]string, error) {
 		a = append(a, inputArgs(Input{Path: ai.Path})...)
 		audioFrom = strconv.Itoa(1+len(s.VideoInputs)) + ":"
 	}
+	subBase := 1 + len(s.VideoInputs)
+	if s.AudioInput != nil {
+		subBase++
+	}
+	for _, in := range s.SubtitleInputs {
+		a = append(a, subtitleInputArgs(in)...)
+	}
 	labels := make([]string, len(s.Outputs))
 	if s.SplitVideo {
 		var graph string
@@ -325,7 +341,19 @@ func (s Spec) args(threads int) ([]string, error) {
 		}
 	}
 	for i, o := range s.Outputs {
+		if v := o.Video; v != nil && v.Burn != nil && v.Burn.Image && labels[i] == "" {
+			// Its own graph: the subtitle bitmaps are overlaid on the decoded frame.
+			labels[i] = "b" + strconv.Itoa(i)
+			a = append(a, "-filter_complex", imageBurnGraph(s.Program, v, labels[i]))
+		}
+	}
+	for i, o := range s.Outputs {
 		a = appendOutput(a, o, threads, labels[i], s.Program, audioFrom)
+		a = appendSubtitles(a, o.Subtitles, inputStreams(s.Program), subBase)
+		if o.Container == "webvtt" || o.Segment > 0 {
+			// Chapters are the files' (a CMAF stream or a WebVTT rendition has none).
+			a = append(a, "-map_chapters", "-1")
+		}
 		if o.Path != "" {
 			a = append(a, "-y", "file:"+o.Path)
 			continue
@@ -343,7 +371,7 @@ func splitGraph(outs []Output, program int) (string, []string) {
 	var idx []int
 	deint := true
 	for i, o := range outs {
-		if o.Video != nil && o.Video.Codec != "copy" {
+		if o.Video != nil && o.Video.Codec != "copy" && (o.Video.Burn == nil || !o.Video.Burn.Image) {
 			idx = append(idx, i)
 			deint = deint && o.Video.Deinterlace
 		}
@@ -387,7 +415,7 @@ func cascadeGraph(outs []Output, idx []int, labels []string, program int) (strin
 	first := outs[idx[0]].Video
 	for k, i := range idx {
 		v := outs[i].Video
-		if v.Fit || v.Width <= 0 || v.Height <= 0 || v.FPS != first.FPS || v.PixFmt != first.PixFmt || v.Deinterlace != first.Deinterlace || !sameColour(v.ToneMap, first.ToneMap) {
+		if v.Fit || v.Burn != nil || v.Width <= 0 || v.Height <= 0 || v.FPS != first.FPS || v.PixFmt != first.PixFmt || v.Deinterlace != first.Deinterlace || !sameColour(v.ToneMap, first.ToneMap) {
 			return "", false
 		}
 		if prev := outs[idx[max(k-1, 0)]].Video; v.Width > prev.Width || v.Height > prev.Height {
@@ -466,8 +494,10 @@ func appendOutput(a []string, o Output, threads int, label string, program int, 
 		a = append(a, "-map", videoStream(program)+"?")
 	}
 	if o.Audio != nil {
-		if o.Audio.AllTracks {
-			a = append(a, "-map", audioFrom+"a?")
+		if len(o.Audio.Tracks) > 0 {
+			for _, t := range o.Audio.Tracks {
+				a = append(a, "-map", audioFrom+"a:"+strconv.Itoa(t.N))
+			}
 		} else {
 			a = append(a, "-map", audioFrom+"a:"+strconv.Itoa(o.Audio.Track)+"?")
 		}
@@ -515,6 +545,7 @@ func appendOutput(a []string, o Output, threads int, label string, program int, 
 		if au.SampleRate > 0 {
 			a = append(a, "-ar", strconv.Itoa(au.SampleRate))
 		}
+		a = appendAudioDispositions(a, au.Tracks)
 	} else {
 		a = append(a, "-an")
 	}
@@ -539,6 +570,10 @@ func appendOutput(a []string, o Output, threads int, label string, program int, 
 // a plain mp4 file has them: with empty_moov the video starts one reorder delay late and the
 // audio is longer by its priming (lip sync off by 40-160 ms).
 func appendContainer(a []string, o Output) []string {
+	if o.Container == "webvtt" {
+		// A ladder's subtitle rendition, cut into segments by the worker; no job names it.
+		return append(a, "-f", "webvtt")
+	}
 	isMP4 := o.Container == "mp4" || o.Container == "m4a"
 	if !isMP4 {
 		return append(a, containerArgs[o.Container]...)
@@ -603,6 +638,9 @@ func videoFilters(v *Video) []string {
 	}
 	if v.ToneMap != nil {
 		filters = append(filters, toneMapFilters(v.ToneMap)...)
+	}
+	if v.Burn != nil && v.Burn.Path != "" {
+		filters = append(filters, burnText(v.Burn))
 	}
 	pix := v.PixFmt
 	if pix == "" {
@@ -687,6 +725,11 @@ func (s Spec) validate() error {
 	if ai := s.AudioInput; ai != nil && (!strings.HasPrefix(ai.Path, "/") || strings.ContainsRune(ai.Path, 0)) {
 		return specErr("AudioInput.Path", "an absolute local file")
 	}
+	for i, in := range s.SubtitleInputs {
+		if !strings.HasPrefix(in.Path, "/") || strings.ContainsRune(in.Path, 0) || !slices.Contains(SubtitleFormats, in.Format) {
+			return specErr(fmt.Sprintf("SubtitleInputs[%d]", i), "an absolute local file, format %s", strings.Join(SubtitleFormats, " or "))
+		}
+	}
 	for i, in := range s.VideoInputs {
 		if !strings.HasPrefix(in.Path, "/") || strings.ContainsRune(in.Path, 0) || (in.Format != "" && !slices.Contains(AllowedDemuxers, in.Format)) {
 			return specErr(fmt.Sprintf("VideoInputs[%d]", i), "an absolute local file, an allowed demuxer")
@@ -710,6 +753,9 @@ func (s Spec) validate() error {
 		if err := o.validate(fmt.Sprintf("Outputs[%d]", i)); err != nil {
 			return err
 		}
+		if err := validateSubtitles(fmt.Sprintf("Outputs[%d]", i), o.Container, o.Subtitles, len(s.SubtitleInputs)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -730,6 +776,12 @@ func (o Output) Validate() error {
 func (o Output) validate(field string) error {
 	if o.Images != nil {
 		return o.validateImages(field)
+	}
+	if o.Container == "webvtt" {
+		if o.Video != nil || o.Audio != nil || o.Path != "" || o.Segment > 0 || o.Window != nil {
+			return specErr(field, "a webvtt output has one subtitle stream and nothing else")
+		}
+		return validateSubtitles(field, o.Container, o.Subtitles, 1<<20)
 	}
 	vcodecs, ok := containerVideo[o.Container]
 	if !ok {
@@ -788,7 +840,7 @@ func (v *Video) validate(f string) error {
 	if v.Codec == "copy" {
 		if v.Width != 0 || v.Height != 0 || v.CRF != 0 || v.Preset != "" || v.Bitrate != "" ||
 			v.MaxRate != "" || v.BufSize != "" || v.PixFmt != "" || v.FPS != 0 || v.GOP != 0 ||
-			v.Profile != "" || v.Deinterlace || v.ToneMap != nil {
+			v.Profile != "" || v.Deinterlace || v.ToneMap != nil || v.Burn != nil {
 			return specErr(f, "copy cannot be combined with encoding options")
 		}
 		return nil
@@ -842,6 +894,11 @@ func (v *Video) validate(f string) error {
 			return err
 		}
 	}
+	if v.Burn != nil {
+		if err := v.Burn.validate(f + ".Burn"); err != nil {
+			return err
+		}
+	}
 	if v.FPS < 0 || v.FPS > MaxFPS || v.FPS != v.FPS {
 		return specErr(f+".FPS", "must be 0..%d, got %v", MaxFPS, v.FPS)
 	}
@@ -863,6 +920,14 @@ func (a *Audio) validate(f string) error {
 	}
 	if a.Track < 0 || a.Track > 64 {
 		return specErr(f+".Track", "must be 0..64, got %d", a.Track)
+	}
+	if len(a.Tracks) > 64 {
+		return specErr(f+".Tracks", "at most 64, got %d", len(a.Tracks))
+	}
+	for i, t := range a.Tracks {
+		if t.N < 0 || t.N > 64 {
+			return specErr(fmt.Sprintf("%s.Tracks[%d]", f, i), "must be 0..64, got %d", t.N)
+		}
 	}
 	if a.Channels < 0 || a.Channels > 8 {
 		return specErr(f+".Channels", "must be 0..8, got %d", a.Channels)

@@ -76,8 +76,8 @@ func TestArgs(t *testing.T) {
 		},
 		{
 			name:    "hevc into mp4 is tagged hvc1, all audio tracks",
-			spec:    Spec{Outputs: []Output{{Container: "mp4", Video: &Video{Codec: "libx265", Height: 720, CRF: 26, Preset: "fast", Profile: "main"}, Audio: &Audio{Codec: "aac", Channels: 2, AllTracks: true}}}},
-			wantOut: "-map 0:V:0? -map 0:a? -c:v libx265 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',scale=-2:720,setsar=1,format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -preset fast -crf 26 -profile:v main -x265-params log-level=error -tag:v hvc1 -c:a aac -ac 2 -f mp4 -movflags +frag_keyframe+delay_moov+default_base_moof pipe:3",
+			spec:    Spec{Outputs: []Output{{Container: "mp4", Video: &Video{Codec: "libx265", Height: 720, CRF: 26, Preset: "fast", Profile: "main"}, Audio: &Audio{Codec: "aac", Channels: 2, Tracks: []AudioTrack{{N: 1, Default: true}, {N: 0}}}}}},
+			wantOut: "-map 0:V:0? -map 0:a:1 -map 0:a:0 -c:v libx265 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',scale=-2:720,setsar=1,format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -preset fast -crf 26 -profile:v main -x265-params log-level=error -tag:v hvc1 -c:a aac -ac 2 -disposition:a:0 default -disposition:a:1 0 -f mp4 -movflags +frag_keyframe+delay_moov+default_base_moof pipe:3",
 		},
 		{
 			name:    "hevc into mpegts is not tagged",
@@ -121,9 +121,9 @@ func TestArgs(t *testing.T) {
 				{Container: "mp4", Segment: 4 * time.Second, Video: &Video{Codec: "libx265"}},
 				{Container: "mp4", Segment: 4 * time.Second, Audio: &Audio{Codec: "aac"}},
 			}},
-			wantOut: "-map 0:V:0? -c:v libx264 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -b:v 800k -force_key_frames expr:gte(t,n_forced*4) -sc_threshold 0 -an -f mp4 -movflags +frag_keyframe+delay_moov+default_base_moof+cmaf pipe:3 " +
-				"-map 0:V:0? -c:v libx265 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -x265-params log-level=error:scenecut=0 -force_key_frames expr:gte(t,n_forced*4) -tag:v hvc1 -an -f mp4 -movflags +frag_keyframe+delay_moov+default_base_moof+cmaf pipe:4 " +
-				"-map 0:a:0? -vn -c:a aac -frag_duration 1000000 -f mp4 -movflags +delay_moov+default_base_moof+cmaf pipe:5",
+			wantOut: "-map 0:V:0? -c:v libx264 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -b:v 800k -force_key_frames expr:gte(t,n_forced*4) -sc_threshold 0 -an -f mp4 -movflags +frag_keyframe+delay_moov+default_base_moof+cmaf -map_chapters -1 pipe:3 " +
+				"-map 0:V:0? -c:v libx265 -vf setpts='if(eq(N,0),min(PTS,0),PTS)',format=yuv420p -fps_mode passthrough -enc_time_base:v -1 -x265-params log-level=error:scenecut=0 -force_key_frames expr:gte(t,n_forced*4) -tag:v hvc1 -an -f mp4 -movflags +frag_keyframe+delay_moov+default_base_moof+cmaf -map_chapters -1 pipe:4 " +
+				"-map 0:a:0? -vn -c:a aac -frag_duration 1000000 -f mp4 -movflags +delay_moov+default_base_moof+cmaf -map_chapters -1 pipe:5",
 		},
 	}
 	for _, tt := range tests {

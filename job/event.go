@@ -144,11 +144,14 @@ type OutputResult struct {
 	// AVOffset is the video's start minus the audio's (seconds): the lip sync, the same as
 	// the input's within one audio frame.
 	AVOffset *float64 `json:"av_offset,omitempty"`
+	// Warnings say what of the input the output left out: an image subtitle track that its
+	// container cannot carry (kept in mkv; burn it in with burn_subtitles).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // StreamResult is one verified stream of an output.
 type StreamResult struct {
-	Type     string  `json:"type"` // video | audio
+	Type     string  `json:"type"` // video | audio | subtitle (Frames: its cues)
 	Start    float64 `json:"start"`
 	Duration float64 `json:"duration"`
 	Frames   int     `json:"frames"`

@@ -94,6 +94,13 @@ type Output struct {
 	Faststart bool `json:"faststart,omitempty"`
 	// Thumbnails makes the output still images (container jpg); see Thumbnails.
 	Thumbnails *Thumbnails `json:"thumbnails,omitempty"`
+
+	// Tracks (issue 14; tracks.go): which audio and subtitle tracks the output keeps, sidecar
+	// subtitle files it adds, and a subtitle track it burns into the picture.
+	AudioTracks   *TrackSelect `json:"audio_tracks,omitempty"`   // "all" | "default" (nil) | ["eng", ...]
+	Subtitles     *TrackSelect `json:"subtitles,omitempty"`      // "all" (nil, where the container carries text subtitles) | "none" | ["eng", ...]
+	SubtitlesIn   []SubtitleIn `json:"subtitles_in,omitempty"`   // [{"url": URL, "language": "fra"}]
+	BurnSubtitles *TrackRef    `json:"burn_subtitles,omitempty"` // "eng" or a stream index
 }
 
 // Video describes a video encode. Width and Height are a bounding box: the output keeps the
@@ -116,8 +123,9 @@ type Video struct {
 }
 
 // Audio describes an audio encode. Channels 0 means stereo (a multichannel input is downmixed);
-// set it to keep more. An input with several audio tracks gives its first one, or every one
-// (each encoded the same way) with AllTracks.
+// set it to keep more. An input with several audio tracks gives its default one, or those
+// Output.AudioTracks selects (each encoded the same way); AllTracks is the older spelling of
+// audio_tracks "all".
 type Audio struct {
 	Codec      string `json:"codec,omitempty" yaml:"codec"`
 	Bitrate    string `json:"bitrate,omitempty" yaml:"bitrate"`

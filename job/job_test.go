@@ -265,8 +265,6 @@ func TestPlanMediaDecisions(t *testing.T) {
 			[][]string{{"-ac", "2"}, {"-map", "0:a:0?"}}, nil},
 		{"channels asked are kept", job.Output{URL: "/o.mp4", Preset: "h264-480p", Audio: &job.Audio{Channels: 6}},
 			[][]string{{"-ac", "6"}}, nil},
-		{"all tracks", job.Output{URL: "/o.mp4", Preset: "h264-480p", Audio: &job.Audio{AllTracks: true}},
-			[][]string{{"-map", "0:a?"}}, [][]string{{"-map", "0:a:0?"}}},
 		{"remux copies", job.Output{URL: "/o.mkv", Preset: "remux-mkv"},
 			[][]string{{"-c:v", "copy"}, {"-c:a", "copy"}}, [][]string{{"-ac", "2"}, {"-fps_mode", "passthrough"}}},
 		{"opus in ogg", job.Output{URL: "/o.ogg", Preset: "opus-audio"},

@@ -73,9 +73,6 @@ func resolveLadder(container string, rungs []Rung, a *Audio, seg time.Duration, 
 		if err := checkEncode("mp4", nil, a, seg, field, field); err != nil {
 			return ResolvedOutput{}, err
 		}
-		if a.AllTracks {
-			return ResolvedOutput{}, &FieldError{field + ".audio.all_tracks", "a ladder has one audio rendition"}
-		}
 	}
 	return ResolvedOutput{Container: container, Ladder: rungs, Audio: a, Segment: seg}, nil
 }

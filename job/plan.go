@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -93,6 +94,8 @@ type ResolvedOutput struct {
 	Thumbnails *Thumbnails
 	// Faststart: an mp4/m4a with its index at the front, written to a spool file first.
 	Faststart bool
+	// Tracks is the output's audio and subtitle selection (tracks.go).
+	Tracks Tracks
 }
 
 // Resolve applies presets to output i: fields set on the output win over its preset, which wins
@@ -126,6 +129,9 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 		if container == "" || o.Container == "" && o.Thumbnails != nil && p.Thumbnails == nil {
 			container = ContainerJPEG
 		}
+		if o.AudioTracks != nil || o.Subtitles != nil || o.SubtitlesIn != nil || o.BurnSubtitles != nil {
+			return ResolvedOutput{}, &FieldError{f, "a thumbnails output has no audio_tracks, subtitles, subtitles_in or burn_subtitles"}
+		}
 		r, err := resolveImages(container, overlayThumbnails(p.Thumbnails, o.Thumbnails), f)
 		if err != nil {
 			return ResolvedOutput{}, err
@@ -155,6 +161,13 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 		if err != nil {
 			return ResolvedOutput{}, err
 		}
+		var video *Video
+		if len(rungs) > 0 {
+			video = rungs[0].Video
+		}
+		if r.Tracks, err = resolveTracks(o, r.Container, video, audio != nil && audio.AllTracks, f); err != nil {
+			return ResolvedOutput{}, err
+		}
 		r.Location = loc
 		return r, nil
 	}
@@ -168,6 +181,9 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 	}
 	r, err := resolved(container, video, audio, f)
 	if err != nil {
+		return ResolvedOutput{}, err
+	}
+	if r.Tracks, err = resolveTracks(o, container, video, audio != nil && audio.AllTracks, f); err != nil {
 		return ResolvedOutput{}, err
 	}
 	if o.Faststart {
@@ -323,6 +339,9 @@ type MediaPlan struct {
 	Spec ffmpeg.Spec
 	// Outputs has one entry per job output, in order.
 	Outputs []PlannedOutput
+	// Sidecars are the subtitles_in files, one per Spec.SubtitleInputs entry (whose Path the
+	// engine sets to the checked file's spool file).
+	Sidecars []Sidecar
 }
 
 // PlannedOutput maps one job output to the ffmpeg outputs that make it.
@@ -332,12 +351,23 @@ type PlannedOutput struct {
 	// rendition, in the order of Renditions.
 	Spec       []int
 	Renditions []Rendition // ladders only
+	// Warnings say what of the input the output leaves out (an image subtitle mp4 cannot
+	// carry); the succeeded event lists them.
+	Warnings []string
+	// BurnText, when set, is the text subtitle track the output burns in (every Video.Burn of
+	// its spec outputs): the engine writes it to a file, whose path it sets as Burn.Path.
+	BurnText *ffmpeg.Subtitle
 }
 
 // Rendition is one stream of a ladder.
 type Rendition struct {
-	Name  string // the rung's name, or "audio"
-	Video *Video // nil for the audio rendition
+	Name  string // the rung's name, "audio" (one audio track), "audio-eng", "subtitles-eng"...
+	Video *Video // nil for the audio and subtitle renditions
+	// Subtitle marks a WebVTT subtitle rendition.
+	Subtitle bool
+	// Language (ISO 639-2) and Default of an audio or subtitle rendition.
+	Language string
+	Default  bool
 }
 
 // Encoders returns the ffmpeg encoders the job needs (sorted, without copy): what a worker
@@ -402,43 +432,12 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 		}
 		po := PlannedOutput{Resolved: r}
 		if IsLadder(r.Container) {
-			if probe == nil {
-				return nil, fmt.Errorf("job: plan: output %d is a ladder: it needs the input's probe", i)
-			}
-			vs, hasVideo := probe.Video()
-			_, hasAudio := probe.Audio()
-			var (
-				rungs []Rung
-				w, h  int
-			)
-			if hasVideo {
-				if w, h, err = displaySize(vs); err != nil {
-					return nil, err
-				}
-				rungs = KeptRungs(r.Ladder, w, h)
-			}
-			for _, rung := range rungs {
-				out := ffmpeg.Output{Container: "mp4", Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes, Segment: r.Segment, Video: planVideo(rung.Video)}
-				toneMap(out.Video, probe)
-				// The probe gives the sizes: exact, so the rungs can be scaled one from the
-				// other (see ffmpeg's SplitVideo) and still be FitBox of the input.
-				out.Video.Width, out.Video.Height = FitBox(w, h, rung.Video.Width, rung.Video.Height)
-				out.Video.Fit = false
-				po.Spec = append(po.Spec, len(mp.Spec.Outputs))
-				po.Renditions = append(po.Renditions, Rendition(rung))
-				mp.Spec.Outputs = append(mp.Spec.Outputs, out)
-			}
-			if r.Audio != nil && hasAudio {
-				out := ffmpeg.Output{Container: "mp4", Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes, Segment: r.Segment, Audio: planAudio(r.Audio, probe)}
-				po.Spec = append(po.Spec, len(mp.Spec.Outputs))
-				po.Renditions = append(po.Renditions, Rendition{Name: "audio"})
-				mp.Spec.Outputs = append(mp.Spec.Outputs, out)
-			}
-			if len(po.Spec) == 0 {
-				return nil, fmt.Errorf("%w: output %d: the ladder has no rendition for this input", ErrUnsupportedMedia, i)
+			split, err := mp.planLadder(i, r, &po, probe, lim)
+			if err != nil {
+				return nil, err
 			}
 			// Decoded once, scaled per rung: the frames are split in one graph.
-			mp.Spec.SplitVideo = mp.Spec.SplitVideo || len(rungs) > 1
+			mp.Spec.SplitVideo = mp.Spec.SplitVideo || split
 			mp.Outputs = append(mp.Outputs, po)
 			continue
 		}
@@ -469,9 +468,15 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 		if r.Audio != nil {
 			out.Audio = planAudio(r.Audio, probe)
 		}
+		if err := mp.planTracks(i, r, &out, &po, probe); err != nil {
+			return nil, err
+		}
 		po.Spec = []int{len(mp.Spec.Outputs)}
 		mp.Spec.Outputs = append(mp.Spec.Outputs, out)
 		mp.Outputs = append(mp.Outputs, po)
+	}
+	if n := len(mp.Spec.Outputs); n > ffmpeg.MaxOutputs {
+		return nil, &FieldError{"outputs", fmt.Sprintf("the outputs make %d ffmpeg outputs for this input (every rung, audio track and subtitle track of a ladder counts), more than the %d of one ffmpeg run", n, ffmpeg.MaxOutputs)}
 	}
 	if mp.Spec.SplitVideo {
 		// The split graph names the video stream, which must then exist.
@@ -546,8 +551,8 @@ func planAudio(ra *Audio, probe *ffmpeg.ProbeResult) *ffmpeg.Audio {
 	if ra == nil {
 		return nil
 	}
-	a := &ffmpeg.Audio{Codec: audioEncoders[ra.Codec], Bitrate: ra.Bitrate, Channels: ra.Channels, SampleRate: ra.SampleRate, AllTracks: ra.AllTracks}
-	if probe != nil && !a.AllTracks {
+	a := &ffmpeg.Audio{Codec: audioEncoders[ra.Codec], Bitrate: ra.Bitrate, Channels: ra.Channels, SampleRate: ra.SampleRate}
+	if probe != nil {
 		n := 0
 		for _, s := range probe.Streams {
 			if s.Type != "audio" {
@@ -719,4 +724,101 @@ func even(x float64) int {
 		n = 2
 	}
 	return n
+}
+
+// planLadder adds the ladder's renditions to the plan: its kept rungs, an audio rendition per
+// kept audio track, a WebVTT rendition per kept subtitle track. split says whether the rungs
+// share one split graph.
+func (mp *MediaPlan) planLadder(i int, r ResolvedOutput, po *PlannedOutput, probe *ffmpeg.ProbeResult, lim Limits) (split bool, err error) {
+	if probe == nil {
+		return false, fmt.Errorf("job: plan: output %d is a ladder: it needs the input's probe", i)
+	}
+	f := fmt.Sprintf("outputs[%d]", i)
+	vs, hasVideo := probe.Video()
+	_, hasAudio := probe.Audio()
+	var (
+		rungs []Rung
+		w, h  int
+	)
+	if hasVideo {
+		if w, h, err = displaySize(vs); err != nil {
+			return false, err
+		}
+		rungs = KeptRungs(r.Ladder, w, h)
+	}
+	sidecars := len(mp.Spec.SubtitleInputs)
+	var burn *ffmpeg.Burn
+	if len(rungs) > 0 {
+		if burn, po.BurnText, err = planBurn(r.Tracks, probe, sidecars, f); err != nil {
+			return false, err
+		}
+	}
+	add := func(out ffmpeg.Output, rd Rendition) {
+		out.Container, out.Duration, out.MaxBytes = cmp.Or(out.Container, "mp4"), lim.MaxDuration, lim.MaxOutputBytes
+		po.Spec = append(po.Spec, len(mp.Spec.Outputs))
+		po.Renditions = append(po.Renditions, rd)
+		mp.Spec.Outputs = append(mp.Spec.Outputs, out)
+	}
+	for _, rung := range rungs {
+		out := ffmpeg.Output{Segment: r.Segment, Video: planVideo(rung.Video)}
+		toneMap(out.Video, probe)
+		// The probe gives the sizes: exact, so the rungs can be scaled one from the
+		// other (see ffmpeg's SplitVideo) and still be FitBox of the input.
+		out.Video.Width, out.Video.Height = FitBox(w, h, rung.Video.Width, rung.Video.Height)
+		out.Video.Fit = false
+		if burn != nil {
+			b := *burn
+			out.Video.Burn = &b
+		}
+		add(out, Rendition{Name: rung.Name, Video: rung.Video})
+	}
+	if r.Audio != nil && hasAudio {
+		tracks, err := planAudioTracks(r.Tracks, probe, f)
+		if err != nil {
+			return false, err
+		}
+		if len(tracks) == 0 { // the default track
+			a := planAudio(r.Audio, probe)
+			tracks = []ffmpeg.AudioTrack{{N: a.Track, Default: true}}
+		}
+		names := map[string]int{}
+		for _, t := range tracks {
+			a := planAudio(r.Audio, probe)
+			a.Track = t.N
+			lang := kinds(probe, "audio")[t.N].Language
+			name := "audio" // one audio rendition keeps the name it always had
+			if len(tracks) > 1 {
+				name = renditionName("audio", lang, names)
+			}
+			add(ffmpeg.Output{Segment: r.Segment, Audio: a}, Rendition{Name: name, Language: lang, Default: t.Default})
+		}
+	}
+	subs, warns, err := planSubtitles(r.Tracks, "webvtt", probe, sidecars, f)
+	if err != nil {
+		return false, err
+	}
+	po.Warnings = append(po.Warnings, warns...)
+	names := map[string]int{}
+	for _, s := range subs {
+		add(ffmpeg.Output{Container: "webvtt", Subtitles: []ffmpeg.Subtitle{s}}, Rendition{Name: renditionName("subtitles", s.Language, names), Subtitle: true, Language: s.Language, Default: s.Default})
+	}
+	mp.addSidecars(i, r)
+	if len(po.Spec) == 0 {
+		return false, fmt.Errorf("%w: output %d: the ladder has no rendition for this input", ErrUnsupportedMedia, i)
+	}
+	return len(rungs) > 1, nil
+}
+
+// renditionName is a unique, URL-safe name for an audio or subtitle rendition: kind-lang, or
+// kind-N for an untagged or repeated language.
+func renditionName(kind, lang string, seen map[string]int) string {
+	name := kind + "-" + lang
+	if lang == "" {
+		name = kind
+	}
+	seen[name]++
+	if n := seen[name]; n > 1 || lang == "" {
+		return fmt.Sprintf("%s-%d", name, n)
+	}
+	return name
 }

@@ -72,7 +72,13 @@ func (e *Engine) prepare(ctx context.Context, t *Task, in *input) error {
 	// An SDR output of an HDR input is tone-mapped: the plan needs the input's colour. (A
 	// chunk's plan is made: it needs no probe.)
 	colour := t.Chunk == nil && t.Job.EncodesSDR(e.cfg.Presets) && !sdrMP4(first)
-	if t.Chunk == nil && !spoolInput && (multiplex || colour || t.Job.NeedsProbe(e.cfg.Presets)) {
+	// Outputs that keep or burn tracks by the input's streams: the plan needs them, unless only
+	// the defaults are asked for and the head shows nothing to choose from.
+	need, headEnough := t.Job.TracksNeedProbe(e.cfg.Presets)
+	tracks := t.Chunk == nil && need && !(headEnough && plainTracks(first))
+	// A text track burned in is read from the input file by ffmpeg's subtitles filter.
+	spoolInput = spoolInput || t.Chunk == nil && t.Job.BurnsInputSubtitles()
+	if t.Chunk == nil && !spoolInput && (multiplex || colour || tracks || t.Job.NeedsProbe(e.cfg.Presets)) {
 		probe, err := e.cfg.FFmpeg.ProbeChunks(ctx, chunks(in.head))
 		if maxHead := min(e.cfg.ChanDepth+1, max(1, e.cfg.ProbeBytes/bufSize)); (err != nil || undescribed(probe)) && !in.eof && maxHead > len(in.head) {
 			if rerr := in.readHead(ctx, maxHead-len(in.head)); rerr != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,7 +53,11 @@ type ladderSink struct {
 type rendition struct {
 	l    *ladderSink
 	name string
+	info job.Rendition
 	seg  *segment.Segmenter
+	// text, for a subtitle rendition, collects its WebVTT cues instead of seg: they are cut
+	// into segments once the ladder's length is known (publish).
+	text *segment.TextTrack
 
 	track segment.Track
 	segs  []segment.Segment
@@ -98,14 +103,18 @@ func (r *rendition) stopCommitter() error {
 func newLadderSink(ctx context.Context, store objStore, prefix string, po job.PlannedOutput, out *atomic.Int64, first func()) (*ladderSink, error) {
 	l := &ladderSink{ctx: ctx, store: store, prefix: prefix, kind: po.Resolved.Container, target: po.Resolved.Segment, out: out}
 	for _, r := range po.Renditions {
-		rd := &rendition{l: l, name: r.Name}
+		rd := &rendition{l: l, name: r.Name, info: r}
+		l.rends = append(l.rends, rd)
+		rd.commits, rd.committed = make(chan objWriter, 3), make(chan struct{})
+		if r.Subtitle {
+			rd.text, rd.track = &segment.TextTrack{}, segment.Track{Kind: "subtitle", Language: r.Language}
+			continue
+		}
 		s, err := segment.New(segment.Config{Target: l.target}, rd)
 		if err != nil {
 			return nil, err
 		}
 		rd.seg = s
-		rd.commits, rd.committed = make(chan objWriter, 3), make(chan struct{})
-		l.rends = append(l.rends, rd)
 	}
 	for _, rd := range l.rends {
 		go rd.committer() // stopped by Close (success) or abort (failure)
@@ -181,12 +190,22 @@ func (r *rendition) SegmentDone(s segment.Segment) error {
 	return nil
 }
 
-// Write feeds the rendition's CMAF stream to its segmenter.
-func (r *rendition) Write(p []byte) (int, error) { return r.seg.Write(p) }
+// Write feeds the rendition's CMAF stream to its segmenter (or its WebVTT to its cues).
+func (r *rendition) Write(p []byte) (int, error) {
+	if r.text != nil {
+		return r.text.Write(p)
+	}
+	return r.seg.Write(p)
+}
 
 // Close ends the stream: the last segment is published, and every segment is committed.
 func (r *rendition) Close() error {
-	err := r.seg.Close()
+	var err error
+	if r.text != nil {
+		err = r.text.Close()
+	} else {
+		err = r.seg.Close()
+	}
 	if cerr := r.stopCommitter(); err == nil {
 		err = cerr
 	}
@@ -217,6 +236,9 @@ func (l *ladderSink) verify(_ context.Context, c *check) error {
 	var ref []segment.Segment
 	var refName string
 	for _, r := range l.rends {
+		if r.text != nil {
+			continue // text: its cues are whatever the track has (none is a valid track)
+		}
 		if len(r.segs) == 0 {
 			return &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("rendition %s has no segments", r.name)}
 		}
@@ -263,18 +285,22 @@ func (l *ladderSink) publish(_ context.Context) (job.OutputResult, error) {
 }
 
 func (l *ladderSink) writePlaylists() (job.OutputResult, error) {
-	var (
-		res      job.OutputResult
-		variants []segment.Variant
-		audio    *rendition
-	)
+	var res job.OutputResult
 	for _, r := range l.rends {
-		if r.track.Kind == "audio" {
-			audio = r
+		if r.text == nil {
+			res.Duration = math.Max(res.Duration, math.Round(r.seg.Duration().Seconds()*1000)/1000)
 		}
 	}
 	var buf bytes.Buffer
 	for _, r := range l.rends {
+		if r.text != nil {
+			n, err := l.putText(r, time.Duration(res.Duration*float64(time.Second)))
+			if err != nil {
+				return res, err
+			}
+			res.Size += n
+			continue
+		}
 		if l.kind == job.ContainerHLS {
 			buf.Reset()
 			mp := segment.MediaPlaylist{Init: segment.InitName, Ended: true, IndependentSegments: true}
@@ -290,58 +316,20 @@ func (l *ladderSink) writePlaylists() (job.OutputResult, error) {
 			res.Size += int64(buf.Len())
 		}
 		res.Size += r.size
-		res.Duration = math.Max(res.Duration, math.Round(r.seg.Duration().Seconds()*1000)/1000)
 		if r.track.Kind == "video" && r.track.Width*r.track.Height > res.Width*res.Height {
 			res.Width, res.Height = r.track.Width, r.track.Height
 		}
 	}
 	buf.Reset()
-	var name string
+	name := segment.ManifestName
+	var err error
 	if l.kind == job.ContainerHLS {
-		name = segment.MasterPlaylistName
-		m := segment.Master{}
-		var audioPeak, audioAvg int
-		codecs := func(v string) string { return v }
-		if audio != nil {
-			audioPeak, audioAvg = segment.Bandwidth(audio.segs)
-			m.Audio = append(m.Audio, segment.AudioRendition{GroupID: "audio", Name: "audio", Default: true, URI: audio.name + "/" + segment.MediaPlaylistName, Channels: audio.track.Channels, Language: audio.track.Language})
-			codecs = func(v string) string { return v + "," + audio.track.Codec }
-		}
-		for _, r := range l.rends {
-			if r.track.Kind != "video" {
-				continue
-			}
-			peak, avg := segment.Bandwidth(r.segs)
-			v := segment.Variant{
-				URI: r.name + "/" + segment.MediaPlaylistName, Bandwidth: peak + audioPeak, AverageBandwidth: avg + audioAvg,
-				Width: r.track.Width, Height: r.track.Height, FrameRate: frameRate(r), Codecs: codecs(r.track.Codec),
-			}
-			if audio != nil {
-				v.Audio = "audio"
-			}
-			variants = append(variants, v)
-		}
-		if len(variants) == 0 && audio != nil {
-			// An audio-only ladder: the audio playlist is the one variant.
-			variants = append(variants, segment.Variant{URI: audio.name + "/" + segment.MediaPlaylistName, Bandwidth: audioPeak, AverageBandwidth: audioAvg, Codecs: audio.track.Codec})
-			m.Audio = nil
-		}
-		m.Variants = variants
-		if err := segment.WriteMasterPlaylist(&buf, m); err != nil {
-			return res, err
-		}
+		name, err = segment.MasterPlaylistName, l.writeMaster(&buf)
 	} else {
-		name = segment.ManifestName
-		mpd := segment.MPD{Duration: time.Duration(res.Duration * float64(time.Second)), MinBufferTime: l.target}
-		for _, r := range l.rends {
-			peak, _ := segment.Bandwidth(r.segs)
-			mpd.Representations = append(mpd.Representations, segment.Representation{
-				ID: r.name, Track: r.track, Bandwidth: peak, FrameRate: frameRate(r), Segments: r.segs,
-			})
-		}
-		if err := segment.WriteMPD(&buf, mpd); err != nil {
-			return res, err
-		}
+		err = l.writeMPD(&buf, time.Duration(res.Duration*float64(time.Second)))
+	}
+	if err != nil {
+		return res, err
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	res.SHA256 = hex.EncodeToString(sum[:])
@@ -349,9 +337,126 @@ func (l *ladderSink) writePlaylists() (job.OutputResult, error) {
 		return res, err
 	}
 	res.Size += int64(buf.Len())
-	var err error
 	res.URL, err = l.store.join(l.prefix, name)
 	return res, err
+}
+
+// putText publishes a subtitle rendition: for HLS its WebVTT segments on the ladder's segment
+// grid over the ladder's length, and their playlist; for DASH one WebVTT file.
+func (l *ladderSink) putText(r *rendition, total time.Duration) (int64, error) {
+	var buf bytes.Buffer
+	if l.kind != job.ContainerHLS {
+		if err := segment.WriteVTT(&buf, r.text.Cues()); err != nil {
+			return 0, err
+		}
+		return int64(buf.Len()), l.put(r.name+"/"+textFile, buf.Bytes())
+	}
+	var size int64
+	mp := segment.MediaPlaylist{Ended: true, Text: true}
+	for _, s := range segment.CutText(r.text.Cues(), l.target, total) {
+		if err := l.put(r.name+"/"+segment.TextSegmentName(s.N), s.Data); err != nil {
+			return size, err
+		}
+		size += int64(len(s.Data))
+		r.segs = append(r.segs, segment.Segment{N: s.N, Start: s.Start, Duration: s.Duration, Size: int64(len(s.Data))})
+		mp.Segments = append(mp.Segments, segment.PlaylistSegment{URI: segment.TextSegmentName(s.N), Duration: s.Duration})
+	}
+	if err := segment.WriteMediaPlaylist(&buf, mp); err != nil {
+		return size, err
+	}
+	return size + int64(buf.Len()), l.put(r.name+"/"+segment.MediaPlaylistName, buf.Bytes())
+}
+
+// textFile is a DASH subtitle rendition's one WebVTT file.
+const textFile = "subtitles.vtt"
+
+// writeMaster writes the HLS multivariant playlist: a variant per video rendition, each
+// language of audio an alternate rendition of one audio group, each subtitle track a WebVTT
+// rendition of one subtitle group.
+func (l *ladderSink) writeMaster(buf *bytes.Buffer) error {
+	m := segment.Master{}
+	var audioSegs [][]segment.Segment
+	var audioCodec string
+	names := map[string]int{}
+	for _, r := range l.rends {
+		if r.track.Kind == "audio" {
+			audioSegs = append(audioSegs, r.segs)
+			audioCodec = r.track.Codec
+			m.Audio = append(m.Audio, segment.AudioRendition{GroupID: "audio", Name: mediaName(r, "audio", names), Default: r.info.Default || len(audioSegs) == 1 && !anyDefault(l.rends, "audio"),
+				URI: r.name + "/" + segment.MediaPlaylistName, Channels: r.track.Channels, Language: job.BCP47(r.info.Language)})
+		}
+		if r.text != nil {
+			m.Subtitles = append(m.Subtitles, segment.SubtitleRendition{GroupID: "subs", Name: mediaName(r, "subtitles", names), Default: r.info.Default,
+				URI: r.name + "/" + segment.MediaPlaylistName, Language: job.BCP47(r.info.Language)})
+		}
+	}
+	for _, r := range l.rends {
+		if r.track.Kind != "video" {
+			continue
+		}
+		peak, avg := segment.VariantBandwidth(r.segs, audioSegs...)
+		v := segment.Variant{URI: r.name + "/" + segment.MediaPlaylistName, Bandwidth: peak, AverageBandwidth: avg,
+			Width: r.track.Width, Height: r.track.Height, FrameRate: frameRate(r), Codecs: r.track.Codec}
+		if len(m.Audio) > 0 {
+			v.Audio, v.Codecs = "audio", v.Codecs+","+audioCodec
+		}
+		if len(m.Subtitles) > 0 {
+			v.Subtitles = "subs"
+		}
+		m.Variants = append(m.Variants, v)
+	}
+	if len(m.Variants) == 0 && len(m.Audio) > 0 {
+		// An audio-only ladder: the (first) audio playlist is the one variant.
+		a := l.rends[slices.IndexFunc(l.rends, func(r *rendition) bool { return r.track.Kind == "audio" })]
+		peak, avg := segment.Bandwidth(a.segs)
+		m.Variants = append(m.Variants, segment.Variant{URI: a.name + "/" + segment.MediaPlaylistName, Bandwidth: peak, AverageBandwidth: avg, Codecs: a.track.Codec})
+		m.Audio, m.Subtitles = nil, nil
+	}
+	return segment.WriteMasterPlaylist(buf, m)
+}
+
+// mediaName is an alternate rendition's NAME: its language, else the rendition's name;
+// unique in the master playlist.
+func mediaName(r *rendition, kind string, seen map[string]int) string {
+	n := r.info.Language
+	if n == "" {
+		n = r.name
+	}
+	seen[kind+n]++
+	if c := seen[kind+n]; c > 1 {
+		n = fmt.Sprintf("%s %d", n, c)
+	}
+	return n
+}
+
+func anyDefault(rends []*rendition, kind string) bool {
+	return slices.ContainsFunc(rends, func(r *rendition) bool { return r.track.Kind == kind && r.info.Default })
+}
+
+// writeMPD writes the DASH manifest: one video AdaptationSet, one audio AdaptationSet per
+// audio track (its language), one text AdaptationSet per subtitle track.
+func (l *ladderSink) writeMPD(buf *bytes.Buffer, total time.Duration) error {
+	mpd := segment.MPD{Duration: total, MinBufferTime: l.target}
+	for _, r := range l.rends {
+		switch {
+		case r.text != nil:
+			mpd.AdaptationSets = append(mpd.AdaptationSets, segment.AdaptationSet{ContentType: "text", Lang: job.BCP47(r.info.Language),
+				Representations: []segment.Representation{{ID: r.name, BaseURL: r.name + "/" + textFile, Track: r.track}}})
+		case r.track.Kind == "audio":
+			peak, _ := segment.Bandwidth(r.segs)
+			mpd.AdaptationSets = append(mpd.AdaptationSets, segment.AdaptationSet{ContentType: "audio", Lang: job.BCP47(r.info.Language),
+				Representations: []segment.Representation{{ID: r.name, Track: r.track, Bandwidth: peak, Segments: r.segs}}})
+		default:
+			peak, _ := segment.Bandwidth(r.segs)
+			mpd.Representations = append(mpd.Representations, segment.Representation{ID: r.name, Track: r.track, Bandwidth: peak, FrameRate: frameRate(r), Segments: r.segs})
+		}
+	}
+	// The video set first: the Representations WriteMPD groups go after AdaptationSets.
+	if len(mpd.Representations) > 0 {
+		mpd.AdaptationSets = append([]segment.AdaptationSet{{ContentType: "video", Representations: mpd.Representations}}, mpd.AdaptationSets...)
+		mpd.Representations = nil
+	}
+	return segment.WriteMPD(buf, mpd)
 }
 
 func frameRate(r *rendition) float64 {

@@ -35,6 +35,8 @@ func (k Kind) String() string {
 type Plan struct {
 	Spec    ffmpeg.Spec
 	Outputs []PlannedOutput
+	// Sidecars are the subtitles_in files, one per Spec.SubtitleInputs entry.
+	Sidecars []job.Sidecar
 }
 
 // PlannedOutput is one output of the job: what the job asked for and the ffmpeg outputs
@@ -70,7 +72,7 @@ func (e *Engine) plan(t *Task, in *input) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Spec: mp.Spec}
+	p := &Plan{Spec: mp.Spec, Sidecars: mp.Sidecars}
 	p.Spec.Outputs = append([]ffmpeg.Output(nil), mp.Spec.Outputs...)
 	p.Spec.Threads = e.threads(p.Spec)
 	for i, po := range mp.Outputs {
@@ -86,6 +88,7 @@ func (e *Engine) plan(t *Task, in *input) (*Plan, error) {
 		}
 		p.Outputs = append(p.Outputs, out)
 	}
+	e.placeTrackFiles(t, p)
 	if _, err := e.outputDepth(len(p.Spec.Outputs)); err != nil {
 		return nil, err
 	}

@@ -27,6 +27,11 @@ func (e *Engine) Run(ctx context.Context, t *Task) ([]job.OutputResult, error) {
 		return nil, err
 	}
 	defer in.close()
+	files, err := e.trackFiles(ctx, t, p, in)
+	defer removeFiles(files)
+	if err != nil {
+		return nil, err
+	}
 	outs, err := e.createOutputs(ctx, t, p)
 	if err != nil {
 		return nil, err
@@ -39,7 +44,13 @@ func (e *Engine) Run(ctx context.Context, t *Task) ([]job.OutputResult, error) {
 	if t.Chunk != nil {
 		frames = t.Chunk.Frames
 	}
-	return e.finish(ctx, t, outs, frames)
+	results, err := e.finish(ctx, t, outs, frames)
+	for i := range results {
+		if i < len(p.Outputs) {
+			results[i].Warnings = p.Outputs[i].Warnings
+		}
+	}
+	return results, err
 }
 
 // finish verifies the outputs ffmpeg wrote (frames: the video frames each must have, 0 when

@@ -418,8 +418,11 @@ func splitOutput(p *Plan, s *Split) error {
 			}
 			s.Videos = append(s.Videos, *o.Video)
 		}
+		if len(o.Subtitles) > 0 || o.Container == "webvtt" || o.Video != nil && o.Video.Burn != nil {
+			return unsplittable("subtitles are kept or burned from the whole input")
+		}
 		if o.Audio != nil {
-			if o.Audio.Codec != "aac" || o.Audio.AllTracks {
+			if o.Audio.Codec != "aac" || len(o.Audio.Tracks) > 1 {
 				return unsplittable("the audio is encoded once into m4a: aac, one track")
 			}
 			s.Audio = o.Audio

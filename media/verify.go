@@ -54,11 +54,14 @@ func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, p
 		return res, fmt.Errorf("verify output: %w", err)
 	}
 	v, a := pick(spans, "video"), pick(spans, "audio")
-	report(&res, v, a)
+	report(&res, v, spans)
 	if v != nil {
 		res.SkippedFrames = int(c.meter.Skipped.Load())
 	}
 	if err := checkStreams(c, want, v, a); err != nil {
+		return res, err
+	}
+	if err := checkTracks(c, want, spans); err != nil {
 		return res, err
 	}
 	// An output cut by -t: the input asked for more than the limits allow (-fs: see the
@@ -67,6 +70,7 @@ func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, p
 		return res, &job.Error{Class: job.ClassInvalidInput, Reason: fmt.Sprintf("output limit reached: %s long (max_duration %s)", d.Round(time.Second), c.lim.MaxDuration)}
 	}
 	diffs := compare(c, want, v, a)
+	diffs = append(diffs, compareTracks(c, want, spans)...)
 	if v != nil && c.frames > 0 && v.Packets != c.frames {
 		diffs = append(diffs, fmt.Sprintf("video has %d frames, its chunks %d", v.Packets, c.frames))
 	}
@@ -114,6 +118,10 @@ func indexSpans(c *check, path string) ([]ffmpeg.StreamSpan, bool) {
 	}
 	var spans []ffmpeg.StreamSpan
 	for i, t := range tracks {
+		if t.Kind == "sbtl" { // mov_text; a "text" track is the chapters'
+			spans = append(spans, ffmpeg.StreamSpan{Index: i, Type: "subtitle", Packets: t.Samples, Start: t.Start, Duration: t.Duration})
+			continue
+		}
 		if t.Kind != "video" && t.Kind != "audio" {
 			continue
 		}
@@ -144,14 +152,18 @@ func pick(spans []ffmpeg.StreamSpan, kind string) *ffmpeg.StreamSpan {
 	return nil
 }
 
-// report fills the result with what was measured.
-func report(res *job.OutputResult, v, a *ffmpeg.StreamSpan) {
-	for _, s := range []*ffmpeg.StreamSpan{v, a} {
-		if s == nil {
+// report fills the result with what was measured: the video, every audio track, every
+// subtitle track (its frames are its cues).
+func report(res *job.OutputResult, v *ffmpeg.StreamSpan, spans []ffmpeg.StreamSpan) {
+	a := pick(spans, "audio")
+	for _, s := range spans {
+		if s.Type != "video" && s.Type != "audio" && s.Type != "subtitle" || s.Type == "video" && s.Index != v.Index {
 			continue
 		}
 		res.Streams = append(res.Streams, job.StreamResult{Type: s.Type, Start: secs(s.Start), Duration: secs(s.Duration), Frames: s.Packets})
-		res.Duration = math.Max(res.Duration, secs(s.Duration))
+		if s.Type != "subtitle" {
+			res.Duration = math.Max(res.Duration, secs(s.Duration))
+		}
 	}
 	if v != nil {
 		res.Frames, res.Width, res.Height = v.Packets, v.Width, v.Height
@@ -257,20 +269,29 @@ func sources(p *ffmpeg.ProbeResult, want ffmpeg.Output) (v, a *ffmpeg.Stream) {
 	if s, ok := p.Video(); ok {
 		v = &s
 	}
-	if want.Audio == nil || want.Audio.AllTracks {
+	if want.Audio == nil {
 		return v, nil
 	}
-	n := 0
+	track := want.Audio.Track
+	if len(want.Audio.Tracks) > 0 {
+		track = want.Audio.Tracks[0].N
+	}
+	return v, audioSource(p, track)
+}
+
+// audioSource is the input's audio track n (counted among its audio streams), nil if none.
+func audioSource(p *ffmpeg.ProbeResult, n int) *ffmpeg.Stream {
+	k := 0
 	for i := range p.Streams {
 		if p.Streams[i].Type != "audio" {
 			continue
 		}
-		if n == want.Audio.Track {
-			return v, &p.Streams[i]
+		if k == n {
+			return &p.Streams[i]
 		}
-		n++
+		k++
 	}
-	return v, nil
+	return nil
 }
 
 // mismatch is the verdict on an output that differs from its input: the worker's fault
@@ -285,4 +306,59 @@ func mismatch(c *check, diffs []string) error {
 		return &job.Error{Class: job.ClassInvalidInput, Reason: "the input is damaged (ffmpeg reported errors): " + what}
 	}
 	return &job.Error{Class: job.ClassInternal, Reason: "output differs from the input: " + what}
+}
+
+// checkTracks checks the output's audio and subtitle tracks against the plan: every audio
+// track it keeps, with samples, and every subtitle track (a subtitle track may hold no cue:
+// the input's may have none in the span encoded).
+func checkTracks(c *check, want ffmpeg.Output, spans []ffmpeg.StreamSpan) error {
+	audio, subs := kinded(spans, "audio"), kinded(spans, "subtitle")
+	if want.Audio != nil && len(want.Audio.Tracks) > 1 {
+		if len(audio) != len(want.Audio.Tracks) {
+			return &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("output has %d audio tracks, the plan %d", len(audio), len(want.Audio.Tracks))}
+		}
+		for k, a := range audio {
+			if a.Packets == 0 {
+				return &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("audio track %d of the output has no samples", k)}
+			}
+		}
+	}
+	if len(subs) != len(want.Subtitles) {
+		return &job.Error{Class: job.ClassInternal, Reason: fmt.Sprintf("output has %d subtitle tracks, the plan %d", len(subs), len(want.Subtitles))}
+	}
+	return nil
+}
+
+// compareTracks compares each audio track after the first (compare has the first) with its
+// source: as long, within the same tolerance.
+func compareTracks(c *check, want ffmpeg.Output, spans []ffmpeg.StreamSpan) []string {
+	p := c.meter.Probe()
+	if p == nil || want.Audio == nil || len(want.Audio.Tracks) < 2 {
+		return nil
+	}
+	var diffs []string
+	for k, a := range kinded(spans, "audio") {
+		if k == 0 || k >= len(want.Audio.Tracks) {
+			continue
+		}
+		src := audioSource(p, want.Audio.Tracks[k].N)
+		if src == nil || src.Duration <= 0 {
+			continue
+		}
+		if d := src.Duration - (a.Duration - primed(&a)); d > audioShort {
+			diffs = append(diffs, fmt.Sprintf("audio track %d lasts %.3fs, its source %.3fs", k, (a.Duration-primed(&a)).Seconds(), src.Duration.Seconds()))
+		}
+	}
+	return diffs
+}
+
+// kinded is the file's streams of a kind, in order.
+func kinded(spans []ffmpeg.StreamSpan, kind string) []ffmpeg.StreamSpan {
+	var out []ffmpeg.StreamSpan
+	for _, s := range spans {
+		if s.Type == kind {
+			out = append(out, s)
+		}
+	}
+	return out
 }

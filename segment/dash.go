@@ -42,6 +42,9 @@ type Representation struct {
 	Bandwidth int     // bits/s; when zero, the peak segment bit rate (Bandwidth)
 	FrameRate float64 // video; when zero, FrameRate(Segments). Written as 30 or 30000/1001
 	Segments  []Segment
+	// BaseURL is a text representation's one WebVTT file (AdaptationSet ContentType "text",
+	// which has neither Track nor Segments but Track.Language).
+	BaseURL string
 }
 
 const (
@@ -87,7 +90,8 @@ type xmlRepresentation struct {
 	FrameRate         string   `xml:"frameRate,attr,omitempty"`
 	AudioSamplingRate int      `xml:"audioSamplingRate,attr,omitempty"`
 	AudioChannels     *xmlDescriptor
-	SegmentTemplate   xmlSegmentTemplate
+	BaseURL           string `xml:"BaseURL,omitempty"`
+	SegmentTemplate   *xmlSegmentTemplate
 }
 
 type xmlDescriptor struct {
@@ -149,10 +153,19 @@ func WriteMPD(w io.Writer, m MPD) error {
 		switch as.ContentType {
 		case "video", "audio":
 			x.MimeType = as.ContentType + "/mp4"
+		case "text":
+			x.MimeType, x.SegmentAlignment, x.StartWithSAP = "text/vtt", false, 0
 		default:
-			return fmt.Errorf("segment: adaptation set %d: content type %q, want video or audio", i, as.ContentType)
+			return fmt.Errorf("segment: adaptation set %d: content type %q, want video, audio or text", i, as.ContentType)
 		}
 		for _, r := range as.Representations {
+			if as.ContentType == "text" {
+				if !ValidName(r.ID) || r.BaseURL == "" {
+					return fmt.Errorf("segment: text representation %q: a valid name and a BaseURL", r.ID)
+				}
+				x.Representations = append(x.Representations, xmlRepresentation{ID: r.ID, Bandwidth: max(r.Bandwidth, 1), BaseURL: r.BaseURL})
+				continue
+			}
 			if !ValidName(r.ID) {
 				return fmt.Errorf("segment: representation id %q: not a valid rendition name", r.ID)
 			}
@@ -168,7 +181,7 @@ func WriteMPD(w io.Writer, m MPD) error {
 			}
 			xr := xmlRepresentation{
 				ID: r.ID, Bandwidth: r.Bandwidth, Codecs: t.Codec,
-				SegmentTemplate: xmlSegmentTemplate{
+				SegmentTemplate: &xmlSegmentTemplate{
 					Timescale: t.Timescale, Initialization: DASHInitTemplate, Media: DASHMediaTemplate,
 					StartNumber: r.Segments[0].N, Timeline: timeline(r.Segments),
 				},

@@ -30,6 +30,8 @@ type MediaPlaylist struct {
 	// otherwise it is an EVENT playlist that more segments will be appended to.
 	Ended               bool
 	IndependentSegments bool // EXT-X-INDEPENDENT-SEGMENTS: every segment starts with a keyframe
+	// Text makes a WebVTT subtitle playlist: its segments are whole files, with no EXT-X-MAP.
+	Text bool
 }
 
 // NewMediaPlaylist returns the media playlist of a rendition's segments under the naming
@@ -81,7 +83,9 @@ func WriteMediaPlaylist(w io.Writer, p MediaPlaylist) error {
 	if p.IndependentSegments {
 		fmt.Fprint(bw, "#EXT-X-INDEPENDENT-SEGMENTS\n")
 	}
-	fmt.Fprintf(bw, "#EXT-X-MAP:URI=\"%s\"\n", p.Init)
+	if !p.Text {
+		fmt.Fprintf(bw, "#EXT-X-MAP:URI=\"%s\"\n", p.Init)
+	}
 	for i, s := range p.Segments {
 		if err := checkURI(s.URI); err != nil {
 			return fmt.Errorf("segment: playlist segment %d: %w", i, err)
@@ -106,6 +110,16 @@ type Variant struct {
 	FrameRate        float64
 	Codecs           string // "avc1.64001f,mp4a.40.2": video, then the audio group's codec
 	Audio            string // GROUP-ID of the audio renditions it plays with; "" for none
+	Subtitles        string // GROUP-ID of its subtitle renditions; "" for none
+}
+
+// SubtitleRendition is one EXT-X-MEDIA TYPE=SUBTITLES entry: a WebVTT media playlist.
+type SubtitleRendition struct {
+	GroupID  string
+	Name     string
+	Language string // BCP 47; omitted when empty
+	Default  bool
+	URI      string
 }
 
 // AudioRendition is one EXT-X-MEDIA TYPE=AUDIO entry.
@@ -123,8 +137,9 @@ type Master struct {
 	Version int // EXT-X-VERSION; 7 when zero
 	// Variants are written in the order given: players start with the first one, so the
 	// caller decides (the worker lists its ladder top down).
-	Variants []Variant
-	Audio    []AudioRendition
+	Variants  []Variant
+	Audio     []AudioRendition
+	Subtitles []SubtitleRendition
 }
 
 // WriteMasterPlaylist writes m as an HLS multivariant playlist. Every segment of every
@@ -148,7 +163,22 @@ func WriteMasterPlaylist(w io.Writer, m Master) error {
 		}
 		groups[a.GroupID] = true
 	}
+	subGroups := map[string]bool{}
+	for i, r := range m.Subtitles {
+		for _, f := range [...]struct{ name, v string }{{"GroupID", r.GroupID}, {"Name", r.Name}, {"Language", r.Language}, {"URI", r.URI}} {
+			if err := checkQuoted(f.name, f.v); err != nil {
+				return fmt.Errorf("segment: subtitle rendition %d: %w", i, err)
+			}
+		}
+		if r.GroupID == "" || r.Name == "" || r.URI == "" {
+			return fmt.Errorf("segment: subtitle rendition %d: GroupID, Name and URI are required", i)
+		}
+		subGroups[r.GroupID] = true
+	}
 	for i, v := range m.Variants {
+		if v.Subtitles != "" && !subGroups[v.Subtitles] {
+			return fmt.Errorf("segment: variant %d: no subtitle rendition in group %q", i, v.Subtitles)
+		}
 		if err := checkURI(v.URI); err != nil {
 			return fmt.Errorf("segment: variant %d: %w", i, err)
 		}
@@ -165,7 +195,7 @@ func WriteMasterPlaylist(w io.Writer, m Master) error {
 
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-INDEPENDENT-SEGMENTS\n", m.Version)
-	if len(m.Audio) > 0 {
+	if len(m.Audio) > 0 || len(m.Subtitles) > 0 {
 		fmt.Fprint(bw, "\n")
 	}
 	for _, a := range m.Audio {
@@ -183,6 +213,18 @@ func WriteMasterPlaylist(w io.Writer, m Master) error {
 		}
 		fmt.Fprintf(bw, ",URI=\"%s\"\n", a.URI)
 	}
+	for _, r := range m.Subtitles {
+		fmt.Fprintf(bw, "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"%s\",NAME=\"%s\"", r.GroupID, r.Name)
+		if r.Language != "" {
+			fmt.Fprintf(bw, ",LANGUAGE=\"%s\"", r.Language)
+		}
+		if r.Default {
+			fmt.Fprint(bw, ",DEFAULT=YES,AUTOSELECT=YES")
+		} else {
+			fmt.Fprint(bw, ",DEFAULT=NO,AUTOSELECT=YES")
+		}
+		fmt.Fprintf(bw, ",URI=\"%s\"\n", r.URI)
+	}
 	for _, v := range m.Variants {
 		fmt.Fprintf(bw, "\n#EXT-X-STREAM-INF:BANDWIDTH=%d", v.Bandwidth)
 		if v.AverageBandwidth > 0 {
@@ -199,6 +241,9 @@ func WriteMasterPlaylist(w io.Writer, m Master) error {
 		}
 		if v.Audio != "" {
 			fmt.Fprintf(bw, ",AUDIO=\"%s\"", v.Audio)
+		}
+		if v.Subtitles != "" {
+			fmt.Fprintf(bw, ",SUBTITLES=\"%s\"", v.Subtitles)
 		}
 		fmt.Fprintf(bw, "\n%s\n", v.URI)
 	}
