@@ -200,6 +200,13 @@ func TestWorkerAndSubmit(t *testing.T) {
 // URL once it says it is ready.
 func startWorker(t *testing.T, args ...string) string {
 	t.Helper()
+	url, _ := startWorkerLog(t, args...)
+	return url
+}
+
+// startWorkerLog is startWorker that also returns the worker's log (its stderr).
+func startWorkerLog(t *testing.T, args ...string) (string, *lockedBuffer) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -208,10 +215,10 @@ func startWorker(t *testing.T, args ...string) string {
 	_ = l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	var werr lockedBuffer
+	werr := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, append([]string{"worker", "--listen", addr, "--data", t.TempDir()}, args...), pw, &werr)
+		err := run(ctx, append([]string{"worker", "--listen", addr, "--data", t.TempDir()}, args...), pw, werr)
 		_ = pw.CloseWithError(err)
 		done <- err
 	}()
@@ -237,7 +244,7 @@ func startWorker(t *testing.T, args ...string) string {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("worker not ready: %s", werr.String())
 	}
-	return "nats://" + addr
+	return "nats://" + addr, werr
 }
 
 // lockedBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
