@@ -75,25 +75,25 @@ func wantRefused(t *testing.T, what string, err error, stderr, subject, user str
 // role is refused, on the CLI with the missing permission named.
 func TestNATSRoles(t *testing.T) {
 	urls := rolesServer(t)
-	W, S, V := urls["worker"], urls["submitter"], urls["viewer"]
+	asWorker, asSubmitter, asViewer := urls["worker"], urls["submitter"], urls["viewer"]
 	dir := t.TempDir()
 	in := testenv.MakeClip(t, testenv.Clip{Seconds: 3})
 
 	// Before any worker: a submitter may not create the streams, and says so.
-	_, stderr, err := cliWithin(t, 40*time.Second, "submit", "--nats", S, in, "--preset", "h264-480p", "-o", filepath.Join(dir, "early.mp4"))
+	_, stderr, err := cliWithin(t, 40*time.Second, "submit", "--nats", asSubmitter, in, "--preset", "h264-480p", "-o", filepath.Join(dir, "early.mp4"))
 	wantRefused(t, "submit before any worker", err, stderr, "$JS.API.STREAM.CREATE.", "submitter")
 
 	cfg := filepath.Join(dir, "worker.yaml")
 	if err := os.WriteFile(cfg, []byte("allow_private_networks: true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, wlog := startWorkerLog(t, "--nats", W, "--slots", "1", "--log-level", "warn", "--id", "role-worker", "--config", cfg)
+	_, wlog := startWorkerLog(t, "--nats", asWorker, "--slots", "1", "--log-level", "warn", "--id", "role-worker", "--config", cfg)
 
-	t.Run("submitter", func(t *testing.T) { submitterWorks(t, S, in, dir) })
-	t.Run("cancel", func(t *testing.T) { submitterCancels(t, S, V, in, dir) })
-	t.Run("viewer", func(t *testing.T) { viewerReads(t, V, dir) })
-	t.Run("refused", func(t *testing.T) { refusedOnCLI(t, W, S, V, in, dir) })
-	t.Run("subjects", func(t *testing.T) { refusedSubjects(t, S, V) })
+	t.Run("submitter", func(t *testing.T) { submitterWorks(t, asSubmitter, in, dir) })
+	t.Run("cancel", func(t *testing.T) { submitterCancels(t, asSubmitter, asViewer, in, dir) })
+	t.Run("viewer", func(t *testing.T) { viewerReads(t, asViewer, dir) })
+	t.Run("refused", func(t *testing.T) { refusedOnCLI(t, asWorker, asSubmitter, asViewer, in, dir) })
+	t.Run("subjects", func(t *testing.T) { refusedSubjects(t, asSubmitter, asViewer) })
 	if strings.Contains(strings.ToLower(wlog.String()), "permission") {
 		t.Errorf("the worker was refused something with its role:\n%s", wlog.String())
 	}
@@ -101,13 +101,13 @@ func TestNATSRoles(t *testing.T) {
 
 // submitterWorks: a submitter submits and waits, uploads, splits, reads states, events, the
 // fleet and dead letters, and downloads results.
-func submitterWorks(t *testing.T, S, in, dir string) {
+func submitterWorks(t *testing.T, asSubmitter, in, dir string) {
 	out := filepath.Join(dir, "role-1.mp4")
-	stdout, stderr, err := cliWithin(t, 2*time.Minute, "submit", "--nats", S, in, "--preset", "h264-480p", "-o", out, "--wait", "--id", "role-1")
+	stdout, stderr, err := cliWithin(t, 2*time.Minute, "submit", "--nats", asSubmitter, in, "--preset", "h264-480p", "-o", out, "--wait", "--id", "role-1")
 	if err != nil || !strings.Contains(stdout, out) {
 		t.Fatalf("submit --wait as submitter: %v\n%s\n%s", err, stdout, stderr)
 	}
-	stdout, stderr, err = cliWithin(t, 2*time.Minute, "submit", "--nats", S, "--upload", in, "--preset", "h264-480p",
+	stdout, stderr, err = cliWithin(t, 2*time.Minute, "submit", "--nats", asSubmitter, "--upload", in, "--preset", "h264-480p",
 		"-o", "nats://results/role/out.mp4", "--split", "on", "--chunk", "1s", "--wait", "--id", "role-up")
 	if err != nil || !strings.Contains(stdout, "nats://results/role/out.mp4") {
 		t.Fatalf("submit --upload --split on as submitter: %v\n%s\n%s", err, stdout, stderr)
@@ -116,12 +116,12 @@ func submitterWorks(t *testing.T, S, in, dir string) {
 		{"status", "role-1"}, {"watch", "role-up"}, {"jobs"}, {"workers"}, {"dlq", "list"},
 		{"get", "nats://results/role/out.mp4", "-o", filepath.Join(dir, "got-s.mp4")},
 	} {
-		stdout, stderr, err := cliWithin(t, time.Minute, append(args[:len(args):len(args)], "--nats", S)...)
+		stdout, stderr, err := cliWithin(t, time.Minute, append(args[:len(args):len(args)], "--nats", asSubmitter)...)
 		if err != nil {
 			t.Errorf("%v as submitter: %v\n%s\n%s", args, err, stdout, stderr)
 		}
 	}
-	stdout, _, _ = cli(t, "status", "--nats", S, "role-up")
+	stdout, _, _ = cli(t, "status", "--nats", asSubmitter, "role-up")
 	var st job.Status
 	if err := json.Unmarshal([]byte(stdout), &st); err != nil || st.State != job.StateSucceeded || st.ChunksTotal < 2 {
 		t.Errorf("split job's state %q: want succeeded in chunks", stdout)
@@ -130,7 +130,7 @@ func submitterWorks(t *testing.T, S, in, dir string) {
 
 // submitterCancels: a submitter cancels a running job and a queued one (which has no state
 // until a worker records the cancel: a submitter writes none).
-func submitterCancels(t *testing.T, S, V, in, dir string) {
+func submitterCancels(t *testing.T, asSubmitter, asViewer, in, dir string) {
 	// An input that stalls after its first bytes keeps the worker's one slot busy.
 	data, err := os.ReadFile(in)
 	if err != nil {
@@ -157,7 +157,7 @@ func submitterCancels(t *testing.T, S, V, in, dir string) {
 	go func() { defer close(served); _ = srv.Serve(l) }()
 	defer func() { close(release); _ = srv.Close(); <-served }()
 
-	nc, err := nats.Connect(V)
+	nc, err := nats.Connect(asViewer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,18 +193,18 @@ func submitterCancels(t *testing.T, S, V, in, dir string) {
 		}
 	}
 	url := "http://" + l.Addr().String() + "/stall.mp4"
-	if _, stderr, err := cliWithin(t, time.Minute, "submit", "--nats", S, url, "--preset", "h264-480p", "-o", filepath.Join(dir, "long.mp4"), "--id", "role-long"); err != nil {
+	if _, stderr, err := cliWithin(t, time.Minute, "submit", "--nats", asSubmitter, url, "--preset", "h264-480p", "-o", filepath.Join(dir, "long.mp4"), "--id", "role-long"); err != nil {
 		t.Fatalf("submit: %v %s", err, stderr)
 	}
 	next("role-long", job.EventStarted)
-	if _, stderr, err := cliWithin(t, time.Minute, "submit", "--nats", S, in, "--preset", "h264-480p", "-o", filepath.Join(dir, "queued.mp4"), "--id", "role-queued"); err != nil {
+	if _, stderr, err := cliWithin(t, time.Minute, "submit", "--nats", asSubmitter, in, "--preset", "h264-480p", "-o", filepath.Join(dir, "queued.mp4"), "--id", "role-queued"); err != nil {
 		t.Fatalf("submit: %v %s", err, stderr)
 	}
-	if out, stderr, err := cliWithin(t, time.Minute, "cancel", "--nats", S, "role-queued"); err != nil || !strings.Contains(out, "cancel requested") {
+	if out, stderr, err := cliWithin(t, time.Minute, "cancel", "--nats", asSubmitter, "role-queued"); err != nil || !strings.Contains(out, "cancel requested") {
 		t.Fatalf("cancel of a queued job as submitter: %v %q %s", err, out, stderr)
 	}
-	waitState(t, V, "role-queued", func(st job.Status) bool { return st.CancelRequested })
-	if out, stderr, err := cliWithin(t, time.Minute, "cancel", "--nats", S, "role-long"); err != nil || !strings.Contains(out, "cancel requested") {
+	waitState(t, asViewer, "role-queued", func(st job.Status) bool { return st.CancelRequested })
+	if out, stderr, err := cliWithin(t, time.Minute, "cancel", "--nats", asSubmitter, "role-long"); err != nil || !strings.Contains(out, "cancel requested") {
 		t.Fatalf("cancel of a running job as submitter: %v %q %s", err, out, stderr)
 	}
 	next("role-long", job.EventCanceled)
@@ -213,7 +213,7 @@ func submitterCancels(t *testing.T, S, V, in, dir string) {
 		t.Errorf("the queued job started after its cancel: events %v", seen["role-queued"])
 	}
 	for _, id := range []string{"role-long", "role-queued"} {
-		out, _, err := cli(t, "status", "--nats", S, id)
+		out, _, err := cli(t, "status", "--nats", asSubmitter, id)
 		var st job.Status
 		if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.State != job.StateCanceled {
 			t.Errorf("%s: %v %s; want canceled", id, err, out)
@@ -258,25 +258,25 @@ func waitState(t *testing.T, url, id string, cond func(job.Status) bool) {
 }
 
 // viewerReads: a viewer reads states, events, the fleet, dead letters and results.
-func viewerReads(t *testing.T, V, dir string) {
+func viewerReads(t *testing.T, asViewer, dir string) {
 	for _, args := range [][]string{
 		{"status", "role-1"}, {"watch", "role-1"}, {"jobs"}, {"workers"}, {"dlq", "list"},
 		{"get", "nats://results/role/out.mp4", "-o", filepath.Join(dir, "got-v.mp4")},
 	} {
-		stdout, stderr, err := cliWithin(t, time.Minute, append(args[:len(args):len(args)], "--nats", V)...)
+		stdout, stderr, err := cliWithin(t, time.Minute, append(args[:len(args):len(args)], "--nats", asViewer)...)
 		if err != nil {
 			t.Errorf("%v as viewer: %v\n%s\n%s", args, err, stdout, stderr)
 		}
 	}
-	if out, _, err := cli(t, "workers", "--nats", V); err != nil || !strings.Contains(out, "role-worker") {
+	if out, _, err := cli(t, "workers", "--nats", asViewer); err != nil || !strings.Contains(out, "role-worker") {
 		t.Errorf("workers as viewer: %v %q", err, out)
 	}
 }
 
 // refusedOnCLI: what a role may not do fails at once and names the permission; the worker's
 // role does what the others may not (an operator's dlq retry).
-func refusedOnCLI(t *testing.T, W, S, V, in, dir string) {
-	if _, _, err := cliWithin(t, 2*time.Minute, "submit", "--nats", S, filepath.Join(dir, "missing.mp4"), "--preset", "h264-480p",
+func refusedOnCLI(t *testing.T, asWorker, asSubmitter, asViewer, in, dir string) {
+	if _, _, err := cliWithin(t, 2*time.Minute, "submit", "--nats", asSubmitter, filepath.Join(dir, "missing.mp4"), "--preset", "h264-480p",
 		"-o", filepath.Join(dir, "dead.mp4"), "--id", "role-dead", "--wait"); err == nil {
 		t.Fatal("a job with a missing input succeeded")
 	}
@@ -284,24 +284,24 @@ func refusedOnCLI(t *testing.T, W, S, V, in, dir string) {
 		user, subject string
 		args          []string
 	}{
-		{"viewer", "transcode.jobs.normal", []string{"submit", "--nats", V, in, "--preset", "h264-480p", "-o", filepath.Join(dir, "v.mp4")}},
-		{"viewer", "$O.uploads.", []string{"submit", "--nats", V, "--upload", in, "--preset", "h264-480p", "-o", filepath.Join(dir, "v.mp4")}},
-		{"viewer", "transcode.cancel.role-1", []string{"cancel", "--nats", V, "role-1"}},
-		{"viewer", "$KV.TRANSCODE_STATE.role-dead", []string{"dlq", "retry", "--nats", V, "role-dead"}},
-		{"submitter", "$KV.TRANSCODE_STATE.role-dead", []string{"dlq", "retry", "--nats", S, "role-dead"}},
-		{"submitter", "$JS.API.STREAM.CREATE.OBJ_elsewhere", []string{"submit", "--nats", S, "--upload", in, "--upload-bucket", "elsewhere", "--preset", "h264-480p", "-o", filepath.Join(dir, "e.mp4")}},
+		{"viewer", "transcode.jobs.normal", []string{"submit", "--nats", asViewer, in, "--preset", "h264-480p", "-o", filepath.Join(dir, "v.mp4")}},
+		{"viewer", "$O.uploads.", []string{"submit", "--nats", asViewer, "--upload", in, "--preset", "h264-480p", "-o", filepath.Join(dir, "v.mp4")}},
+		{"viewer", "transcode.cancel.role-1", []string{"cancel", "--nats", asViewer, "role-1"}},
+		{"viewer", "$KV.TRANSCODE_STATE.role-dead", []string{"dlq", "retry", "--nats", asViewer, "role-dead"}},
+		{"submitter", "$KV.TRANSCODE_STATE.role-dead", []string{"dlq", "retry", "--nats", asSubmitter, "role-dead"}},
+		{"submitter", "$JS.API.STREAM.CREATE.OBJ_elsewhere", []string{"submit", "--nats", asSubmitter, "--upload", in, "--upload-bucket", "elsewhere", "--preset", "h264-480p", "-o", filepath.Join(dir, "e.mp4")}},
 	}
 	for _, c := range cases {
 		_, stderr, err := cliWithin(t, 30*time.Second, c.args...)
 		wantRefused(t, c.user+" "+strings.Join(c.args[:2], " "), err, stderr, c.subject, c.user)
 	}
-	if out, stderr, err := cliWithin(t, time.Minute, "dlq", "retry", "--nats", W, "role-dead"); err != nil || !strings.Contains(out, "queued again") {
+	if out, stderr, err := cliWithin(t, time.Minute, "dlq", "retry", "--nats", asWorker, "role-dead"); err != nil || !strings.Contains(out, "queued again") {
 		t.Errorf("dlq retry as worker (the operator's role): %v %q %s", err, out, stderr)
 	}
 }
 
 // refusedSubjects: every write outside a role, straight on the wire, is refused by the server.
-func refusedSubjects(t *testing.T, S, V string) {
+func refusedSubjects(t *testing.T, asSubmitter, asViewer string) {
 	both := []string{
 		"$KV.TRANSCODE_STATE.role-1", "transcode.events.role-1", "transcode.dlq.role-1", "$KV.TRANSCODE_WORKERS.fake",
 		"$KV.TRANSCODE_SPLIT.role-1.0", "transcode.chunks.normal", "$O.results.M.x", "$O.TRANSCODE_CHUNKS.C.x",
@@ -317,7 +317,7 @@ func refusedSubjects(t *testing.T, S, V string) {
 		"viewer":    append([]string{"transcode.jobs.normal", "transcode.cancel.role-1", "$O.uploads.C.x", "$JS.API.STREAM.PURGE.OBJ_uploads"}, both...),
 	}
 	for user, subjects := range refused {
-		url := map[string]string{"submitter": S, "viewer": V}[user]
+		url := map[string]string{"submitter": asSubmitter, "viewer": asViewer}[user]
 		got := make(chan *worker.PermissionError, 64)
 		nc, err := nats.Connect(url, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if pe := worker.AsPermissionError(err, user); pe != nil {
