@@ -9,11 +9,13 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 	"go.yaml.in/yaml/v3"
 
@@ -159,6 +161,63 @@ func TestDashboard(t *testing.T) {
 				if !strings.Contains(string(src), `"transcoder_`+base+`"`) && !strings.Contains(string(src), `"`+strings.TrimPrefix(base, "ring_")+`"`) {
 					t.Errorf("dashboard queries %s, which worker/metrics.go does not export", name)
 				}
+			}
+		}
+	}
+}
+
+// TestNATSRolesDocumented: the permission table of README.md ("NATS roles", for NKEY and JWT
+// users) lists what nats/server.conf gives each user, no more and no less.
+func TestNATSRolesDocumented(t *testing.T) {
+	for _, role := range []string{"WORKER", "SUBMITTER", "VIEWER"} {
+		t.Setenv("TRANSCODER_"+role+"_PASSWORD", "x")
+	}
+	opts, err := server.ProcessConfigFile("nats/server.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !opts.JetStream {
+		t.Error("nats/server.conf: JetStream is off")
+	}
+	conf := map[string][3][]string{}
+	for _, u := range opts.Users {
+		p := u.Permissions
+		if p == nil || p.Publish == nil || p.Subscribe == nil {
+			t.Fatalf("user %s: no publish or subscribe permissions", u.Username)
+		}
+		conf[u.Username] = [3][]string{p.Publish.Allow, p.Publish.Deny, p.Subscribe.Allow}
+	}
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := map[string][3][]string{}
+	tick := regexp.MustCompile("`([^`]+)`")
+	for _, line := range strings.Split(string(data), "\n") {
+		cells := strings.Split(line, "|") // "| role | allow | deny | subscribe |"
+		if len(cells) != 6 {
+			continue
+		}
+		user, cells := strings.TrimSpace(cells[1]), cells[1:]
+		var row [3][]string
+		for i := range row {
+			for _, m := range tick.FindAllStringSubmatch(cells[i+1], -1) {
+				row[i] = append(row[i], m[1])
+			}
+		}
+		doc[user] = row
+	}
+	// The submitter's row lists what it has beyond the viewer's ("and the viewer's").
+	for i := range 3 {
+		sub := doc["submitter"]
+		sub[i] = append(sub[i], doc["viewer"][i]...)
+		doc["submitter"] = sub
+	}
+	for _, user := range []string{"worker", "submitter", "viewer"} {
+		for i, what := range []string{"publish allow", "publish deny", "subscribe allow"} {
+			got, want := slices.Sorted(slices.Values(doc[user][i])), slices.Sorted(slices.Values(conf[user][i]))
+			if !slices.Equal(got, want) {
+				t.Errorf("%s %s: README.md says %v, nats/server.conf %v", user, what, got, want)
 			}
 		}
 	}

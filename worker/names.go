@@ -11,6 +11,9 @@ const (
 	EventsSubjects = "transcode.events.>"
 	StateBucket    = "TRANSCODE_STATE"
 	cancelSubjects = "transcode.cancel.*"
+	// UploadsBucket is the object store `transcoder submit --upload` puts inputs in. Workers
+	// create it, so that a submitter, who may write to it, need not create streams.
+	UploadsBucket = "uploads"
 )
 
 // JobSubject is the subject a job of the given priority is published on.

@@ -92,11 +92,15 @@ func (w *Worker) advertise(ctx context.Context, kv jetstream.KeyValue) {
 
 // Workers lists the live fleet.
 func (c *Client) Workers(ctx context.Context) ([]WorkerInfo, error) {
-	kv, err := ensureRegistry(ctx, c.js, Replicas(c.nc))
+	var out []WorkerInfo
+	// Workers create the registry: without it, none has started.
+	kv, err := c.js.KeyValue(ctx, WorkersBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return out, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	var out []WorkerInfo
 	lister, err := kv.ListKeys(ctx)
 	if err != nil {
 		return nil, err

@@ -82,21 +82,30 @@ func ensureSplitStores(ctx context.Context, js jetstream.JetStream, replicas int
 	if err != nil {
 		return nil, err
 	}
-	err = retry(ctx, func(ctx context.Context) error {
-		if _, err := js.ObjectStore(ctx, ChunksBucket); err == nil {
+	err = ensureObjectStore(ctx, js, jetstream.ObjectStoreConfig{Bucket: ChunksBucket,
+		Description: "chunks of split jobs", TTL: chunkObjectsTTL, Storage: jetstream.FileStorage, Replicas: replicas})
+	if err != nil {
+		return nil, err
+	}
+	return kv, nil
+}
+
+// ensureObjectStore creates the object store unless it exists (with whatever settings).
+func ensureObjectStore(ctx context.Context, js jetstream.JetStream, cfg jetstream.ObjectStoreConfig) error {
+	err := retry(ctx, func(ctx context.Context) error {
+		if _, err := js.ObjectStore(ctx, cfg.Bucket); err == nil {
 			return nil
 		}
-		_, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: ChunksBucket,
-			Description: "chunks of split jobs", TTL: chunkObjectsTTL, Storage: jetstream.FileStorage, Replicas: replicas})
+		_, err := js.CreateObjectStore(ctx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return nil
 		}
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("object store %s: %w", ChunksBucket, err)
+		return fmt.Errorf("object store %s: %w", cfg.Bucket, err)
 	}
-	return kv, nil
+	return nil
 }
 
 // wantsSplit tells whether a job may be split: asked for (on), or auto with more than one

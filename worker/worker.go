@@ -161,6 +161,10 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.splitKV, err = ensureSplitStores(ctx, w.js, replicas); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	if err := ensureObjectStore(ctx, w.js, jetstream.ObjectStoreConfig{Bucket: UploadsBucket,
+		Description: "inputs uploaded by transcoder submit --upload", Replicas: replicas}); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 	w.bell = make(chan struct{}, 1)
 	// Jobs and chunk tasks ring the same bell.
 	ring := func(m *nats.Msg) {
@@ -391,6 +395,44 @@ func (w *Worker) recordStopped(ctx context.Context, id string) (created bool, er
 	return false, fmt.Errorf("worker: state of %s changed under every update", id)
 }
 
+// recordCancel sets CancelRequested in the state of a job that has not ended, creating a
+// queued state if it has none (a submitter's job no worker has taken yet).
+func (w *Worker) recordCancel(ctx context.Context, id string) error {
+	for range 3 {
+		st := job.Status{ID: id, State: job.StateQueued}
+		var rev uint64
+		e, err := w.kv.Get(ctx, id)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			if err := json.Unmarshal(e.Value(), &st); err != nil {
+				return err
+			}
+			if st.CancelRequested || st.State == job.StateSucceeded || st.State == job.StateFailed || st.State == job.StateCanceled {
+				return nil
+			}
+			rev = e.Revision()
+		}
+		st.CancelRequested = true
+		st.Updated = time.Now().UTC()
+		b, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			_, err = w.kv.Create(ctx, id, b)
+		} else {
+			_, err = w.kv.Update(ctx, id, b, rev)
+		}
+		if err == nil || (!errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch)) {
+			return err
+		}
+	}
+	return nil // changed under every try: by other workers recording it, or the job ending
+}
+
 // priorityIndex is the queue (0 high, 1 normal, 2 low) of a job subject.
 func priorityIndex(subject string) uint {
 	switch subject {
@@ -487,9 +529,19 @@ func (w *Worker) onCancel(m *nats.Msg) {
 	w.mu.Lock()
 	r := w.running[id]
 	w.mu.Unlock()
-	if r != nil && m.Header.Get(chunksOnlyHeader) == "" {
+	chunksOnly := m.Header.Get(chunksOnlyHeader) != ""
+	if r != nil && !chunksOnly {
 		w.log.Info("cancel requested", "job", id)
 		r.cancel(ErrCanceled)
+	}
+	if r == nil && !chunksOnly && job.ValidID(id) {
+		// A submitter may not write states: the workers record its cancel, so a queued job is
+		// dropped when pulled. Every worker hears it; compare and swap keeps one write.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := w.recordCancel(ctx, id); err != nil {
+			w.log.Warn("record cancel request", "job", id, "err", err)
+		}
+		cancel()
 	}
 	w.mu.Lock()
 	for key, cancel := range w.chunkRuns {

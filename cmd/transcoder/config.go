@@ -12,13 +12,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/pflag"
+	"go.uber.org/automaxprocs/maxprocs"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/transcoder/transcoder/configs"
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
 	"github.com/transcoder/transcoder/storage"
+	"github.com/transcoder/transcoder/worker"
 )
 
 // fileConfig is the worker configuration as a file, the environment and flags give it. It is
@@ -101,6 +104,12 @@ func loadConfig(path string, env []string, flags *pflag.FlagSet) (fileConfig, er
 	if err != nil {
 		return c, err
 	}
+	return overlayConfig(c, path, env, flags)
+}
+
+// overlayConfig applies the file, TRANSCODER_* variables and the flags that were set over c:
+// `worker` and `run` read their settings through it, over different defaults.
+func overlayConfig(c fileConfig, path string, env []string, flags *pflag.FlagSet) (fileConfig, error) {
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -190,6 +199,38 @@ func setField(f reflect.Value, s string) error {
 		return fmt.Errorf("unsupported setting type %s", f.Type())
 	}
 	return nil
+}
+
+// registerSharedFlags registers the flags that `worker` and `run` both take; loadConfig
+// applies them by name.
+func registerSharedFlags(f *pflag.FlagSet, configPath *string) {
+	f.StringVar(configPath, "config", os.Getenv("TRANSCODER_CONFIG"), "YAML config file (see configs/worker.example.yaml); TRANSCODER_* variables and flags override it")
+	f.Int("slots", 0, "jobs at once (default half the CPUs)")
+	f.Int("ring-buffers", 0, "1 MiB buffers in the ring (default slots x per-job need)")
+	f.Duration("ack-wait", 0, "redelivery timeout without heartbeats (default 30s)")
+	f.String("log-format", "", "text or json")
+	f.String("log-level", "", "debug, info, warn or error")
+}
+
+// workerConfig is the worker the configuration describes, on nc.
+func (c fileConfig) workerConfig(nc *nats.Conn, runner *ffmpeg.Runner, presets job.Presets, log *slog.Logger) worker.Config {
+	return worker.Config{
+		Conn: nc, FFmpeg: runner, Presets: presets, Logger: log, StorageConfig: c.storageConfig(),
+		ID: c.ID, Slots: c.Slots, RingBuffers: c.RingBuffers, ChanDepth: c.ChanDepth,
+		MaxOutputs: c.MaxOutputs, ProbeBytes: c.ProbeBytes, SpoolDir: c.SpoolDir,
+		SpoolLimit: c.SpoolLimit, AckWait: c.AckWait, Heartbeat: c.Heartbeat,
+		StallTimeout: c.StallTimeout, SplitMinDuration: c.SplitMinDuration, MaxDeliver: c.MaxDeliver, Backoff: c.Backoff,
+		TimeoutFloor: c.TimeoutFloor, TimeoutFactor: c.TimeoutFactor, TimeoutCap: c.TimeoutCap,
+		ProgressInterval: c.ProgressInterval, Limits: c.limits(), Encoders: c.Encoders,
+	}
+}
+
+// setMaxProcs fits GOMAXPROCS to the container's CPU quota and says so in log: a process
+// that transcodes needs it, a client command neither needs it nor prints it.
+func setMaxProcs(log *slog.Logger) {
+	_, _ = maxprocs.Set(maxprocs.Logger(func(format string, args ...any) {
+		log.Info(fmt.Sprintf(format, args...))
+	}))
 }
 
 // ffmpegConfig and limits are the parts of the file config that the ffmpeg and job packages take.

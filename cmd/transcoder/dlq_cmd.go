@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -21,8 +22,8 @@ func dlqCommand(stdout io.Writer) *cobra.Command {
 		Short: "List dead letters (oldest first)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cf.withClient(cmd.Context(), func(cl *worker.Client) error {
-				dls, err := cl.DeadLetters(cmd.Context())
+			return cf.withClient(cmd.Context(), func(ctx context.Context, cl *worker.Client) error {
+				dls, err := cl.DeadLetters(ctx)
 				if err != nil {
 					return err
 				}
@@ -44,8 +45,8 @@ func dlqCommand(stdout io.Writer) *cobra.Command {
 		Short: "Publish a dead job again and remove its dead letter",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return rf.withClient(cmd.Context(), func(cl *worker.Client) error {
-				if err := cl.RetryDeadLetter(cmd.Context(), args[0]); err != nil {
+			return rf.withClient(cmd.Context(), func(ctx context.Context, cl *worker.Client) error {
+				if err := cl.RetryDeadLetter(ctx, args[0]); err != nil {
 					return err
 				}
 				fmt.Fprintf(stdout, "%s queued again\n", args[0])

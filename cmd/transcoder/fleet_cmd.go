@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -20,8 +21,8 @@ func workersCommand(stdout io.Writer) *cobra.Command {
 		Short: "List the live workers: slots, running jobs, ring use, capabilities",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cf.withClient(cmd.Context(), func(cl *worker.Client) error {
-				ws, err := cl.Workers(cmd.Context())
+			return cf.withClient(cmd.Context(), func(ctx context.Context, cl *worker.Client) error {
+				ws, err := cl.Workers(ctx)
 				if err != nil {
 					return err
 				}
@@ -50,8 +51,8 @@ func jobsCommand(stdout io.Writer) *cobra.Command {
 		Short: "List recent jobs and their states, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cf.withClient(cmd.Context(), func(cl *worker.Client) error {
-				sts, err := cl.Jobs(cmd.Context(), limit)
+			return cf.withClient(cmd.Context(), func(ctx context.Context, cl *worker.Client) error {
+				sts, err := cl.Jobs(ctx, limit)
 				if err != nil {
 					return err
 				}
@@ -81,8 +82,8 @@ func watchCommand(stdout io.Writer) *cobra.Command {
 		Short: "Follow a job's events until it ends; exit 0 only if it succeeded",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cf.withClient(cmd.Context(), func(cl *worker.Client) error {
-				ev, err := cl.Watch(cmd.Context(), args[0], func(ev job.Event) {
+			return cf.withClient(cmd.Context(), func(ctx context.Context, cl *worker.Client) error {
+				ev, err := cl.Watch(ctx, args[0], func(ev job.Event) {
 					fmt.Fprintln(stdout, describe(ev))
 				})
 				if err != nil {

@@ -5,18 +5,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
-
-	"go.uber.org/automaxprocs/maxprocs"
 )
 
 func main() {
-	_, _ = maxprocs.Set(maxprocs.Logger(func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, format+"\n", args...)
-	}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

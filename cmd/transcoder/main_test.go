@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,6 +25,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Run so, the test binary is the command as users run it, main and all (TestMaxprocsLog).
+	if os.Getenv("TRANSCODER_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
 	os.Exit(testenv.Main(m))
 }
 
@@ -200,6 +206,13 @@ func TestWorkerAndSubmit(t *testing.T) {
 // URL once it says it is ready.
 func startWorker(t *testing.T, args ...string) string {
 	t.Helper()
+	url, _ := startWorkerLog(t, args...)
+	return url
+}
+
+// startWorkerLog is startWorker that also returns the worker's log (its stderr).
+func startWorkerLog(t *testing.T, args ...string) (string, *lockedBuffer) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -208,10 +221,10 @@ func startWorker(t *testing.T, args ...string) string {
 	_ = l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	var werr lockedBuffer
+	werr := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, append([]string{"worker", "--listen", addr, "--data", t.TempDir()}, args...), pw, &werr)
+		err := run(ctx, append([]string{"worker", "--listen", addr, "--data", t.TempDir()}, args...), pw, werr)
 		_ = pw.CloseWithError(err)
 		done <- err
 	}()
@@ -237,7 +250,7 @@ func startWorker(t *testing.T, args ...string) string {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("worker not ready: %s", werr.String())
 	}
-	return "nats://" + addr
+	return "nats://" + addr, werr
 }
 
 // lockedBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
@@ -346,5 +359,79 @@ func TestUploadGetAndCapabilities(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "no live worker can encode all of [aac libx265]") {
 		t.Errorf("submit of an hevc job to an x264-only fleet said %q", stderr)
+	}
+}
+
+// TestRunReadsWorkerConfig: `run` takes the settings `worker` takes, from TRANSCODER_*
+// variables and the config file: its plan and its worker use the spool directory they name.
+func TestRunReadsWorkerConfig(t *testing.T) {
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 1})
+	dir := t.TempDir()
+	fromEnv, fromFile := filepath.Join(dir, "env-spool"), filepath.Join(dir, "file-spool")
+	for _, d := range []string{fromEnv, fromFile} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "worker.yaml")
+	if err := os.WriteFile(cfg, []byte("spool_dir: "+fromFile+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	explain := func(args ...string) string {
+		t.Helper()
+		out, stderr, err := cli(t, append([]string{"run", in, "--preset", "h264-480p", "-o", filepath.Join(dir, "o.mp4"), "--explain"}, args...)...)
+		if err != nil {
+			t.Fatalf("run --explain %v: %v %s", args, err, stderr)
+		}
+		return out
+	}
+	if out := explain("--config", cfg); !strings.Contains(out, "file:"+fromFile+"/") {
+		t.Errorf("spool_dir of --config not used:\n%s", out)
+	}
+	t.Setenv("TRANSCODER_SPOOL_DIR", fromEnv)
+	if out := explain("--config", cfg); !strings.Contains(out, "file:"+fromEnv+"/") {
+		t.Errorf("TRANSCODER_SPOOL_DIR not used (over the file):\n%s", out)
+	}
+	// The worker of the run, not only its plan: a spool "directory" that is a file fails it.
+	notDir := filepath.Join(dir, "not-a-dir")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TRANSCODER_SPOOL_DIR", notDir)
+	_, stderr, err := cli(t, "run", in, "--preset", "h264-480p", "-o", filepath.Join(dir, "o.mp4"))
+	if err == nil || !strings.Contains(stderr, notDir) {
+		t.Errorf("run with TRANSCODER_SPOOL_DIR=%s (a file): err %v, stderr %q; want a failure naming it", notDir, err, stderr)
+	}
+	t.Setenv("TRANSCODER_SPOOL_DIR", "")
+	if _, _, err := cli(t, "run", in, "--preset", "h264-480p", "-o", filepath.Join(dir, "o.mp4"), "--log-level", "loud"); exitCode(err) != 2 {
+		t.Errorf("run --log-level loud: %v, want a usage error", err)
+	}
+}
+
+// TestMaxprocsLog: the automaxprocs line is in the worker's structured log, and no client
+// command prints it.
+func TestMaxprocsLog(t *testing.T) {
+	for _, args := range [][]string{{"presets"}, {"submit", "in.mp4", "-o", "out.mp4", "--dry-run"}} {
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), "TRANSCODER_TEST_MAIN=1")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("transcoder %v: %v %s", args, err, stderr.String())
+		}
+		if strings.Contains(stderr.String(), "maxprocs") {
+			t.Errorf("transcoder %v printed %q", args, stderr.String())
+		}
+	}
+	_, log := startWorkerLog(t, "--id", "maxprocs", "--log-format", "json")
+	var found bool
+	for _, line := range strings.Split(log.String(), "\n") {
+		var rec struct{ Msg string }
+		if json.Unmarshal([]byte(line), &rec) == nil && strings.HasPrefix(rec.Msg, "maxprocs: ") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no maxprocs record in the worker's log:\n%s", log.String())
 	}
 }

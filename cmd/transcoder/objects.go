@@ -111,49 +111,53 @@ func getCommand(stdout io.Writer) *cobra.Command {
 			if out == "" {
 				return usageError{errors.New("-o FILE is required")}
 			}
-			nc, err := cf.connect()
+			s, err := cf.open(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			st, err := clientStore(nc)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			r, err := st.Open(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			defer func() { _ = r.Close() }()
-			// Written beside the destination and renamed: an interrupted get leaves no half file.
-			abs, err := filepath.Abs(out)
-			if err != nil {
-				return err
-			}
-			tmp, err := os.CreateTemp(filepath.Dir(abs), "."+filepath.Base(abs)+".*.part")
-			if err != nil {
-				return err
-			}
-			defer func() { _ = os.Remove(tmp.Name()) }()
-			n, err := copyChunks(tmp, r)
-			if err == nil {
-				err = tmp.Sync()
-			}
-			if cerr := tmp.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("get %s: %w", args[0], err)
-			}
-			if err := os.Rename(tmp.Name(), abs); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "%s  %d bytes\n", abs, n)
-			return nil
+			return s.done(download(s, args[0], out, stdout))
 		},
 	}
 	cf.register(c)
 	c.Flags().StringVarP(&out, "output", "o", "", "local file to write")
 	return c
+}
+
+// download writes the object at url to the local file out, beside it first and then renamed:
+// an interrupted get leaves no half file.
+func download(s *session, url, out string, stdout io.Writer) error {
+	st, err := clientStore(s.nc)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	r, err := st.Open(s.ctx, url)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = r.Close() }()
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(abs), "."+filepath.Base(abs)+".*.part")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	n, err := copyChunks(tmp, r)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("get %s: %w", url, err)
+	}
+	if err := os.Rename(tmp.Name(), abs); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s  %d bytes\n", abs, n)
+	return nil
 }

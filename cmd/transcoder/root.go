@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/transcoder/transcoder/job"
@@ -173,31 +172,6 @@ func (f *clientFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.auth.TLSKey, "tls-key", os.Getenv("TRANSCODER_TLS_KEY"), "PEM private key of --tls-cert (env TRANSCODER_TLS_KEY)")
 }
 
-func (f *clientFlags) connect() (*nats.Conn, error) {
-	nc, err := connectNATS(f.url, "transcoder client", f.auth)
-	if errors.Is(err, nats.ErrNoServers) {
-		return nil, fmt.Errorf("%w (is a worker running? start one with `transcoder worker`)", err)
-	}
-	return nc, err
-}
-
-// withClient connects, runs fn with a client, flushes and closes.
-func (f *clientFlags) withClient(ctx context.Context, fn func(*worker.Client) error) error {
-	nc, err := f.connect()
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	cl, err := worker.NewClient(ctx, nc)
-	if err != nil {
-		return err
-	}
-	if err := fn(cl); err != nil {
-		return err
-	}
-	return nc.Flush()
-}
-
 func statusCommand(stdout io.Writer) *cobra.Command {
 	var cf clientFlags
 	c := &cobra.Command{
@@ -205,8 +179,8 @@ func statusCommand(stdout io.Writer) *cobra.Command {
 		Short: "Print a job's state as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cf.withClient(cmd.Context(), func(cl *worker.Client) error {
-				st, err := cl.Status(cmd.Context(), args[0])
+			return cf.withClient(cmd.Context(), func(ctx context.Context, cl *worker.Client) error {
+				st, err := cl.Status(ctx, args[0])
 				if err != nil {
 					return err
 				}
@@ -225,8 +199,8 @@ func cancelCommand(stdout io.Writer) *cobra.Command {
 		Short: "Cancel a queued or running job",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cf.withClient(cmd.Context(), func(cl *worker.Client) error {
-				if err := cl.Cancel(cmd.Context(), args[0]); err != nil {
+			return cf.withClient(cmd.Context(), func(ctx context.Context, cl *worker.Client) error {
+				if err := cl.Cancel(ctx, args[0]); err != nil {
 					return err
 				}
 				fmt.Fprintf(stdout, "cancel requested for %s\n", args[0])

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"time"
 
 	"github.com/nats-io/nuid"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
@@ -21,97 +21,130 @@ import (
 
 func runCommand(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		jf           jobFlags
-		explain      bool
-		verbose      bool
-		allowPrivate bool
+		jf         jobFlags
+		configPath string
+		explain    bool
+		verbose    bool
 	)
 	c := &cobra.Command{
 		Use:   "run INPUT -o OUTPUT",
 		Short: "Transcode one input in this process (embedded NATS, worker, submit, wait)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Transcode one input in this process: a private embedded NATS server, a worker, the job,
+its outcome. The worker reads the configuration that ` + "`transcoder worker`" + ` reads (--config, TRANSCODER_*
+variables, the flags below), except what is about its NATS server and identity (nats, creds,
+nkey, tls_*, listen, data, id, metrics_addr): run's server is its own. Its defaults differ where
+one job wants them to: one slot, two attempts one second apart, errors only in the log.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := runConfig(configPath, os.Environ(), cmd.Flags())
+			if err != nil {
+				return usageError{err}
+			}
+			if verbose {
+				cfg.LogLevel = "info"
+			}
+			if jf.presets == "" {
+				jf.presets = cfg.Presets
+			}
 			j, presets, err := jf.build(args[0])
 			if err != nil {
 				return err
 			}
-			runner, err := ffmpeg.New(ffmpeg.Config{})
+			runner, err := ffmpeg.New(cfg.ffmpegConfig())
 			if err != nil {
 				return fmt.Errorf("%w (install it: apt-get install -y ffmpeg)", err)
 			}
-			stcfg := storage.Config{AllowPrivateNetworks: allowPrivate}
 			if j.ID == "" {
 				j.ID = nuid.Next()
 			}
 			if explain {
-				return explainRun(cmd.Context(), stdout, runner, stcfg, presets, j)
+				return explainRun(cmd.Context(), stdout, runner, cfg, presets, j)
 			}
-			level := slog.LevelWarn + 4 // quiet unless --verbose: the outcome is reported below
-			if verbose {
-				level = slog.LevelInfo
-			}
-			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-			dir, err := os.MkdirTemp("", "transcoder-run-")
+			log, err := newLogger(cfg, stderr)
 			if err != nil {
-				return err
+				return usageError{err}
 			}
-			defer func() { _ = os.RemoveAll(dir) }()
-			ns, err := natsembed.Start(natsembed.Config{DataDir: dir})
-			if err != nil {
-				return err
-			}
-			defer ns.Close()
-			nc, err := ns.Connect()
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			w, err := worker.New(worker.Config{
-				Conn: nc, FFmpeg: runner, Presets: presets, Logger: log, ID: "run", Slots: 1,
-				MaxDeliver: 2, Backoff: []time.Duration{time.Second}, StorageConfig: stcfg,
-				NoRegistry: true,
-			})
-			if err != nil {
-				return err
-			}
-			if err := w.Start(cmd.Context()); err != nil {
-				return err
-			}
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				_ = w.Shutdown(ctx)
-			}()
-			cl, err := worker.NewClient(cmd.Context(), nc)
-			if err != nil {
-				return err
-			}
-			id, err := cl.Submit(cmd.Context(), j)
-			if err != nil {
-				return err
-			}
-			return waitJob(cmd.Context(), cl, id, stdout, stderr)
+			setMaxProcs(log)
+			return runOne(cmd.Context(), cfg.workerConfig(nil, runner, presets, log), j, stdout, stderr)
 		},
 	}
 	jf.register(c)
+	registerSharedFlags(c.Flags(), &configPath)
 	c.Flags().BoolVar(&explain, "explain", false, "print the ffmpeg command the job would run and the pipes it uses, and exit")
-	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log the worker's steps")
-	c.Flags().BoolVar(&allowPrivate, "allow-private-networks", false, "let http(s) inputs and outputs reach loopback and private addresses (refused by default)")
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log the worker's steps (log_level info)")
+	c.Flags().Bool("allow-private-networks", false, "let http(s) inputs and outputs reach loopback and private addresses (refused by default)")
 	return c
 }
 
-// explainRun prints the argv the run's worker (one slot, default spool directory) starts for
-// this job, from the media core's own planning, and the pipes it uses.
-func explainRun(ctx context.Context, stdout io.Writer, runner *ffmpeg.Runner, stcfg storage.Config, presets job.Presets, j *job.Job) error {
+// runConfig is the configuration of `run`: the worker's, over run's own defaults. The flag
+// --id is the job's there, not the worker's.
+func runConfig(path string, env []string, flags *pflag.FlagSet) (fileConfig, error) {
+	c, err := defaultConfig()
+	if err != nil {
+		return c, err
+	}
+	c.Slots, c.MaxDeliver, c.Backoff, c.LogLevel = 1, 2, []time.Duration{time.Second}, "error"
+	c, err = overlayConfig(c, path, env, flags)
+	c.ID = "run"
+	return c, err
+}
+
+// runOne runs the job on a worker with wcfg (its connection aside) on a private embedded NATS
+// server, and reports its outcome.
+func runOne(ctx context.Context, wcfg worker.Config, j *job.Job, stdout, stderr io.Writer) error {
+	dir, err := os.MkdirTemp("", "transcoder-run-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	ns, err := natsembed.Start(natsembed.Config{DataDir: dir})
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	nc, err := ns.Connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	wcfg.Conn, wcfg.NoRegistry = nc, true
+	w, err := worker.New(wcfg)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = w.Shutdown(ctx)
+	}()
+	cl, err := worker.NewClient(ctx, nc)
+	if err != nil {
+		return err
+	}
+	id, err := cl.Submit(ctx, j)
+	if err != nil {
+		return err
+	}
+	return waitJob(ctx, cl, id, stdout, stderr)
+}
+
+// explainRun prints the argv the run's worker (one slot, the configured spool directory and
+// limits) starts for this job, from the media core's own planning, and the pipes it uses.
+func explainRun(ctx context.Context, stdout io.Writer, runner *ffmpeg.Runner, cfg fileConfig, presets job.Presets, j *job.Job) error {
 	if err := j.Validate(presets); err != nil {
 		return err
 	}
-	st, err := storage.New(stcfg)
+	st, err := storage.New(cfg.storageConfig())
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	eng, err := media.New(media.Config{FFmpeg: runner, Storage: st, Presets: presets, Slots: 1})
+	eng, err := media.New(media.Config{FFmpeg: runner, Storage: st, Presets: presets, Limits: cfg.limits(),
+		SpoolDir: cfg.SpoolDir, SpoolLimit: cfg.SpoolLimit, ProbeBytes: cfg.ProbeBytes,
+		ChanDepth: cfg.ChanDepth, MaxOutputs: cfg.MaxOutputs, Slots: 1})
 	if err != nil {
 		return err
 	}

@@ -54,34 +54,11 @@ workers on other machines need no shared disk.`,
 			if dryRun {
 				return writeJSON(stdout, j, false)
 			}
-			nc, err := cf.connect()
+			s, err := cf.open(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			if upload != "" {
-				n, err := uploadFile(cmd.Context(), nc, upload, input)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(stderr, "uploaded %s (%d bytes) to %s\n", upload, n, input)
-			}
-			cl, err := worker.NewClient(cmd.Context(), nc)
-			if err == nil {
-				warnCapabilities(cmd.Context(), cl, j.Encoders(presets), stderr)
-			}
-			if err != nil {
-				return err
-			}
-			id, err := cl.Submit(cmd.Context(), j)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(stdout, id)
-			if !wait {
-				return nil
-			}
-			return waitJob(cmd.Context(), cl, id, stdout, stderr)
+			return s.done(submit(s, j, presets, upload, input, wait, stdout, stderr))
 		},
 	}
 	jf.register(c)
@@ -89,8 +66,33 @@ workers on other machines need no shared disk.`,
 	c.Flags().BoolVar(&wait, "wait", false, "show progress and exit 0 only if the job succeeds")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print the job JSON that would be published, and exit")
 	c.Flags().StringVar(&upload, "upload", "", "put this local file into the NATS object store and use it as the input")
-	c.Flags().StringVar(&uploadBucket, "upload-bucket", "uploads", "object store bucket for --upload")
+	c.Flags().StringVar(&uploadBucket, "upload-bucket", worker.UploadsBucket, "object store bucket for --upload (workers create "+worker.UploadsBucket+"; another must exist or be creatable by the NATS user)")
 	return c
+}
+
+// submit uploads the input if asked, publishes the job and, with wait, follows it.
+func submit(s *session, j *job.Job, presets job.Presets, upload, input string, wait bool, stdout, stderr io.Writer) error {
+	if upload != "" {
+		n, err := uploadFile(s.ctx, s.nc, upload, input)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "uploaded %s (%d bytes) to %s\n", upload, n, input)
+	}
+	cl, err := worker.NewClient(s.ctx, s.nc)
+	if err != nil {
+		return err
+	}
+	warnCapabilities(s.ctx, cl, j.Encoders(presets), stderr)
+	id, err := cl.Submit(s.ctx, j)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, id)
+	if !wait {
+		return nil
+	}
+	return waitJob(s.ctx, cl, id, stdout, stderr)
 }
 
 // waitJob follows the job with a progress bar and reports the outcome.

@@ -38,7 +38,7 @@ func workerCommand(stdout, stderr io.Writer) *cobra.Command {
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&configPath, "config", os.Getenv("TRANSCODER_CONFIG"), "YAML config file (see configs/worker.example.yaml)")
+	registerSharedFlags(f, &configPath)
 	f.String("nats", "", "NATS server URL(s), comma-separated; empty starts the embedded server")
 	f.String("creds", "", "NATS credentials file")
 	f.String("nkey", "", "file with a NATS user NKEY seed")
@@ -49,13 +49,8 @@ func workerCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.String("data", "", "embedded NATS JetStream directory (default ~/.local/share/transcoder/nats)")
 	f.String("presets", "", "extra presets YAML file")
 	f.String("id", "", "worker id (default hostname-pid)")
-	f.Int("slots", 0, "jobs at once (default half the CPUs)")
-	f.Int("ring-buffers", 0, "1 MiB buffers in the ring (default slots x per-job need)")
 	f.Duration("grace-period", 0, "time running jobs get to finish on SIGTERM (default 30s)")
-	f.Duration("ack-wait", 0, "redelivery timeout without heartbeats (default 30s)")
 	f.String("metrics-addr", "", "serve /metrics, /healthz and /readyz on HOST:PORT")
-	f.String("log-format", "", "text or json")
-	f.String("log-level", "", "debug, info, warn or error")
 	return c
 }
 
@@ -65,6 +60,7 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usageError{err}
 	}
+	setMaxProcs(log)
 	presets, err := loadPresets(cfg.Presets)
 	if err != nil {
 		return err
@@ -100,20 +96,20 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrl()) }),
+		// A refusal is a gap in the worker's NATS permissions (deploy/nats/server.conf): loud.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if pe := worker.AsPermissionError(err, urlUser(url)); pe != nil {
+				log.Error("NATS refused an action of the worker", "err", pe)
+				return
+			}
+			log.Warn("NATS", "err", err)
+		}),
 	)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	w, err := worker.New(worker.Config{
-		Conn: nc, FFmpeg: runner, Presets: presets, Logger: log, StorageConfig: cfg.storageConfig(),
-		ID: cfg.ID, Slots: cfg.Slots, RingBuffers: cfg.RingBuffers, ChanDepth: cfg.ChanDepth,
-		MaxOutputs: cfg.MaxOutputs, ProbeBytes: cfg.ProbeBytes, SpoolDir: cfg.SpoolDir,
-		SpoolLimit: cfg.SpoolLimit, AckWait: cfg.AckWait, Heartbeat: cfg.Heartbeat,
-		StallTimeout: cfg.StallTimeout, SplitMinDuration: cfg.SplitMinDuration, MaxDeliver: cfg.MaxDeliver, Backoff: cfg.Backoff,
-		TimeoutFloor: cfg.TimeoutFloor, TimeoutFactor: cfg.TimeoutFactor, TimeoutCap: cfg.TimeoutCap,
-		ProgressInterval: cfg.ProgressInterval, Limits: cfg.limits(), Encoders: cfg.Encoders,
-	})
+	w, err := worker.New(cfg.workerConfig(nc, runner, presets, log))
 	if err != nil {
 		return usageError{err}
 	}
