@@ -51,6 +51,12 @@ func (e *Engine) finish(ctx context.Context, t *Task, outs outputs, frames int) 
 	if err != nil {
 		return nil, err
 	}
+	if t.Lease != nil {
+		// Verified, about to commit: only while the task is still this process's.
+		if err := t.Lease.Renew(ctx); err != nil {
+			return nil, err
+		}
+	}
 	results, err := outs.publish(ctx)
 	t.phase("commit")
 	return results, err

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -146,7 +145,7 @@ func (w *Worker) countRegistry(ctx context.Context) int {
 // (auto) or fails as invalid_input (on).
 func (w *Worker) executeSplit(ctx context.Context, r *run, res *bufpool.Reservation) ([]job.OutputResult, error) {
 	r.task.ID, r.task.Attempt, r.task.Job = r.id, r.attempt, r.job
-	r.task.Buffers, r.task.Observer = res, r
+	r.task.Buffers, r.task.Observer, r.task.Lease = res, r, r.lease
 	opts := media.SplitOptions{Chunk: r.job.ChunkDuration()}
 	if r.job.SplitMode() == job.SplitAuto {
 		opts.MinDuration = w.cfg.SplitMinDuration
@@ -334,8 +333,9 @@ func (sp *splitRun) await(ctx context.Context) ([]chunkRecord, error) {
 		if done == sp.total {
 			return recs, nil
 		}
+		at := time.Now()
 		if msg, _ := w.pullChunk(); msg != nil {
-			w.runChunk(ctx, msg, sp.res)
+			w.runChunk(ctx, msg, at, sp.res)
 			drainWatch(watch, recs, r.id)
 			continue
 		}
@@ -503,7 +503,7 @@ func (w *Worker) pullChunk() (jetstream.Msg, error) {
 
 // runChunk encodes one chunk task and settles it: done (ack), failed for good (its record says
 // so, and the job fails; term), or retried alone (nak with backoff) until the delivery limit.
-func (w *Worker) runChunk(ctx context.Context, msg jetstream.Msg, res *bufpool.Reservation) {
+func (w *Worker) runChunk(ctx context.Context, msg jetstream.Msg, at time.Time, res *bufpool.Reservation) {
 	meta, err := msg.Metadata()
 	var ct job.ChunkTask
 	if err == nil {
@@ -515,6 +515,11 @@ func (w *Worker) runChunk(ctx context.Context, msg jetstream.Msg, res *bufpool.R
 		return
 	}
 	log := w.log.With("job", ct.Job, "chunk", ct.Index, "attempt", meta.NumDelivered)
+	// A chunk task is fenced like a job: past its lease it stops, and writes nothing more.
+	l := w.newLease(msg, at, log)
+	defer l.start()()
+	ctx, unfence := l.fenced(ctx)
+	defer unfence()
 	if st, _ := w.status(ctx, ct.Job); st != nil && (st.CancelRequested || st.State == job.StateSucceeded || st.State == job.StateFailed || st.State == job.StateCanceled) {
 		_ = msg.Ack() // its job has ended
 		return
@@ -539,8 +544,8 @@ func (w *Worker) runChunk(ctx context.Context, msg jetstream.Msg, res *bufpool.R
 		log.Warn("chunk record", "err", err)
 	}
 	start := time.Now()
-	err = w.encodeChunk(ctx, msg, ct, int(meta.NumDelivered), res)
-	w.settleChunk(ctx, log, msg, ct, int(meta.NumDelivered), err)
+	err = w.encodeChunk(ctx, l, ct, int(meta.NumDelivered), res)
+	w.settleChunk(ctx, log, l, ct, int(meta.NumDelivered), err)
 	if err == nil {
 		log.Info("chunk encoded", "frames", ct.Frames, "elapsed", time.Since(start).Round(time.Millisecond))
 	}
@@ -558,8 +563,9 @@ func (w *Worker) missingEncoders(ctx context.Context, videos []ffmpeg.Video) []s
 	return out
 }
 
-// encodeChunk runs the chunk's media task, with heartbeats, canceled with its job.
-func (w *Worker) encodeChunk(ctx context.Context, msg jetstream.Msg, ct job.ChunkTask, attempt int, res *bufpool.Reservation) error {
+// encodeChunk runs the chunk's media task, canceled with its job (its lease sends the
+// heartbeats).
+func (w *Worker) encodeChunk(ctx context.Context, l *lease, ct job.ChunkTask, attempt int, res *bufpool.Reservation) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	key := chunkKey(ct.Job, ct.Index)
@@ -571,23 +577,8 @@ func (w *Worker) encodeChunk(ctx context.Context, msg jetstream.Msg, ct job.Chun
 		delete(w.chunkRuns, key)
 		w.mu.Unlock()
 	}()
-	hb := time.NewTicker(w.cfg.Heartbeat)
-	defer hb.Stop()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-done:
-				return
-			case <-hb.C:
-				_ = msg.InProgress()
-			}
-		}
-	})
-	defer func() { close(done); wg.Wait() }()
 	id := fmt.Sprintf("%s-c%d", ct.Job, ct.Index)
-	task := &media.Task{ID: id, Attempt: attempt, Buffers: res,
+	task := &media.Task{ID: id, Attempt: attempt, Buffers: res, Lease: l,
 		Job:   &job.Job{ID: id, Input: ct.Input},
 		Chunk: &media.ChunkWork{Videos: ct.Videos, Window: ct.Window, Frames: ct.Frames}}
 	for _, u := range ct.Outputs {
@@ -600,37 +591,52 @@ func (w *Worker) encodeChunk(ctx context.Context, msg jetstream.Msg, ct job.Chun
 	return err
 }
 
-func (w *Worker) settleChunk(ctx context.Context, log *slog.Logger, msg jetstream.Msg, ct job.ChunkTask, attempt int, err error) {
+func (w *Worker) settleChunk(ctx context.Context, log *slog.Logger, l *lease, ct job.ChunkTask, attempt int, err error) {
+	msg := l.msg
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	if err == nil {
-		uerr := w.updateChunk(sctx, ct.Job, ct.Index, false, func(rec *chunkRecord) { rec.Done, rec.Worker, rec.Outputs = true, w.cfg.ID, ct.Outputs })
-		if errors.Is(uerr, errNoRecord) {
-			// The job ended while this chunk was encoded: nothing will stitch it.
-			for _, u := range ct.Outputs {
-				_ = w.cfg.Storage.Delete(sctx, u)
-			}
-			_ = msg.Ack()
-			return
-		}
-		if uerr != nil {
-			log.Warn("chunk done, record not written: it is redone", "err", uerr)
-			_ = msg.Nak()
-			return
-		}
-		_ = msg.DoubleAck(sctx)
-		return
+	sctx, unfence := l.fenced(sctx)
+	defer unfence()
+	var class job.Class
+	var reason string
+	if err != nil {
+		class, reason = classify(err)
 	}
-	class, reason := classify(err)
-	act, delay := decide(class, attempt, w.cfg.MaxDeliver, w.cfg.Backoff, errors.Is(err, ErrShutdown) || ctx.Err() != nil)
-	log.Warn("chunk failed", "class", class, "reason", reason)
+	fenced := errors.Is(err, ErrLeaseLost) || l.Lost()
+	act, delay := decide(class, attempt, w.cfg.MaxDeliver, w.cfg.Backoff, errors.Is(err, ErrShutdown) || ctx.Err() != nil, fenced)
 	switch {
+	case act == actLeave:
+		log.Warn("chunk abandoned: lease lost; nothing recorded, the task left to NATS")
+	case act == actAck:
+		w.chunkDone(sctx, log, msg, ct)
 	case class == job.ClassCanceled:
+		log.Warn("chunk canceled")
 		_ = msg.Ack()
 	case act == actNak:
+		log.Warn("chunk failed", "class", class, "reason", reason)
 		_ = msg.NakWithDelay(delay)
 	default:
+		log.Warn("chunk failed", "class", class, "reason", reason)
 		_ = w.updateChunk(sctx, ct.Job, ct.Index, false, func(rec *chunkRecord) { rec.Failed = &job.Failure{Class: class, Reason: reason} })
 		_ = msg.TermWithReason(string(class))
 	}
+}
+
+// chunkDone records an encoded chunk as done and acks its task.
+func (w *Worker) chunkDone(ctx context.Context, log *slog.Logger, msg jetstream.Msg, ct job.ChunkTask) {
+	uerr := w.updateChunk(ctx, ct.Job, ct.Index, false, func(rec *chunkRecord) { rec.Done, rec.Worker, rec.Outputs = true, w.cfg.ID, ct.Outputs })
+	if errors.Is(uerr, errNoRecord) {
+		// The job ended while this chunk was encoded: nothing will stitch it.
+		for _, u := range ct.Outputs {
+			_ = w.cfg.Storage.Delete(ctx, u)
+		}
+		_ = msg.Ack()
+		return
+	}
+	if uerr != nil {
+		log.Warn("chunk done, record not written: it is redone", "err", uerr)
+		_ = msg.Nak()
+		return
+	}
+	_ = msg.DoubleAck(ctx)
 }

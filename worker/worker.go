@@ -290,7 +290,7 @@ func (w *Worker) fetchLoop() {
 			<-w.slots
 			return
 		}
-		msg, err := w.fetchOne()
+		msg, at, err := w.fetchOne()
 		if msg == nil {
 			res.Close()
 			<-w.slots
@@ -319,7 +319,7 @@ func (w *Worker) fetchLoop() {
 		go func() {
 			defer w.jobs.Done()
 			defer func() { res.Close(); <-w.slots }()
-			w.process(msg, res)
+			w.process(msg, at, res)
 		}()
 	}
 }
@@ -417,16 +417,18 @@ func pullOrder(n uint64) [3]int {
 
 // fetchOne takes the next job, highest priority first (see pullOrder). It sweeps the queues
 // without waiting; when they are empty it waits for the doorbell (a job published) or
-// FetchWait (redeliveries ring no bell), and returns nil, nil if nothing came.
-func (w *Worker) fetchOne() (jetstream.Msg, error) {
+// FetchWait (redeliveries ring no bell), and returns nil, nil if nothing came. at is a time
+// before the job was delivered: where its lease starts.
+func (w *Worker) fetchOne() (msg jetstream.Msg, at time.Time, err error) {
 	order := pullOrder(w.pulls)
 	deadline := time.NewTimer(w.cfg.FetchWait)
 	defer deadline.Stop()
 	var rung uint32
 	for {
 		for _, i := range order {
+			at = time.Now()
 			// Chunks of split jobs already running go before new jobs of the same priority.
-			msg, err := w.pull(w.chunkCons[i], 0)
+			msg, err = w.pull(w.chunkCons[i], 0)
 			if err == nil && msg == nil {
 				msg, err = w.pull(w.cons[i], 0)
 			}
@@ -438,16 +440,16 @@ func (w *Worker) fetchOne() (jetstream.Msg, error) {
 				if msg != nil {
 					w.pulls++
 				}
-				return msg, err
+				return msg, at, err
 			}
 		}
 		select {
 		case <-w.bell:
 			rung = w.rung.Swap(0)
 		case <-deadline.C:
-			return nil, nil
+			return nil, at, nil
 		case <-w.fetchCtx.Done():
-			return nil, w.fetchCtx.Err()
+			return nil, at, w.fetchCtx.Err()
 		}
 	}
 }
