@@ -13,6 +13,7 @@ import (
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/storage"
 )
 
 // A split job: the source's video is cut, by stream copy, into one MPEG-TS file per GOP
@@ -310,7 +311,7 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, o SplitOpt
 		s.AudioOffset = a.Start - v.Start
 	}
 	if s.dir, err = os.MkdirTemp(e.cfg.SpoolDir, "transcoder-split-"+t.ID+"-"); err != nil {
-		return fmt.Errorf("split: %w", err)
+		return fmt.Errorf("split: %w", storage.NoSpace(err, "spool", e.cfg.SpoolDir))
 	}
 	num, den, pkts, err := e.cfg.FFmpeg.VideoPackets(ctx, s.in.path)
 	if err != nil {
@@ -320,6 +321,9 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, o SplitOpt
 		return err
 	}
 	if s.gops, err = e.cfg.FFmpeg.CutGOPs(ctx, s.in.path, v.Codec, s.dir); err != nil {
+		if errors.Is(err, ffmpeg.ErrNoSpace) {
+			return fmt.Errorf("split: %w", storage.DiskFull("spool", e.cfg.SpoolDir, err))
+		}
 		return fmt.Errorf("split: %w", err)
 	}
 	if len(s.gops) != s.Plan.GOPs {

@@ -402,26 +402,27 @@ func (w *Worker) stored(ctx context.Context, urls []string) bool {
 
 // fetch concatenates video k of the encoded chunks, in order, into a local file for the stitch.
 func (sp *splitRun) fetch(ctx context.Context, recs []chunkRecord, k int, path string) error {
+	w := sp.w
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return fmt.Errorf("stitch: %w", err)
+		return fmt.Errorf("stitch: %w", storage.NoSpace(err, "spool", w.cfg.SpoolDir))
 	}
 	defer func() { _ = f.Close() }()
 	for i, rec := range recs {
 		if k >= len(rec.Outputs) {
 			return fmt.Errorf("chunk %d: %d encodes recorded, video %d wanted", i, len(rec.Outputs), k)
 		}
-		rd, err := sp.w.cfg.Storage.Open(ctx, rec.Outputs[k])
+		rd, err := w.cfg.Storage.Open(ctx, rec.Outputs[k])
 		if err != nil {
 			return fmt.Errorf("chunk %d: %w", i, err)
 		}
 		_, err = media.Copy(ctx, f, rd, sp.res)
 		_ = rd.Close()
 		if err != nil {
-			return fmt.Errorf("chunk %d: %w", i, err)
+			return fmt.Errorf("chunk %d: %w", i, storage.NoSpace(err, "spool", w.cfg.SpoolDir))
 		}
 	}
-	return f.Close()
+	return storage.NoSpace(f.Close(), "spool", w.cfg.SpoolDir)
 }
 
 // cleanup removes the job's chunk objects and records: the job has ended.

@@ -70,6 +70,7 @@ type Worker struct {
 	splitKV   jetstream.KeyValue
 	chunkCons []jetstream.Consumer
 	chunkRuns map[string]context.CancelCauseFunc
+	warnings  []string // found at Start, for the registry (WorkerInfo.Warnings)
 	live      struct { // liveWorkers' count, and when it was taken
 		sync.Mutex
 		n  int
@@ -192,6 +193,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: subscribe %s: %w", cancelSubjects, err)
 	}
+	w.warnings = w.checkSpool()
 	w.fetchCtx, w.fetchStop = context.WithCancel(context.Background())
 	w.workCtx, w.workStop = context.WithCancelCause(context.Background())
 	w.loopDone = make(chan struct{})
@@ -207,6 +209,19 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.log.Info("worker started", "slots", w.cfg.Slots, "ring_buffers", w.cfg.RingBuffers,
 		"job_buffers", w.cfg.JobBuffers(), "ack_wait", w.cfg.AckWait)
 	return nil
+}
+
+// checkSpool warns when SpoolLimit is more than the spool directory's disk has free: an input
+// that size could not be spooled (it would fail as transient, "no space left on device").
+func (w *Worker) checkSpool() []string {
+	size, free, ok := storage.FreeSpace(w.cfg.SpoolDir)
+	if !ok || uint64(w.cfg.SpoolLimit) <= free {
+		return nil
+	}
+	msg := fmt.Sprintf("spool_limit %s is larger than the free space of the spool %s (%s disk, %s free): larger inputs that must be spooled fail with no space left on device",
+		storage.Bytes(uint64(w.cfg.SpoolLimit)), w.cfg.SpoolDir, storage.Bytes(size), storage.Bytes(free))
+	w.log.Warn(msg, "spool_dir", w.cfg.SpoolDir, "spool_limit", w.cfg.SpoolLimit, "free", free)
+	return []string{msg}
 }
 
 // Shutdown stops pulling at once, lets running jobs finish until ctx is done, then stops their
