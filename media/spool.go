@@ -75,7 +75,8 @@ func spool(ctx context.Context, path string, head []*bufpool.Buffer, r io.Reader
 // spoolErr is the error of a failed write to the spool file path: a full disk (transient:
 // another worker may have room) names the spool's disk.
 func spoolErr(err error, path string) error {
-	if nerr := storage.NoSpace(err, "spool", filepath.Dir(path)); nerr != err {
+	var df *storage.DiskFullError
+	if nerr := storage.NoSpace(err, "spool", filepath.Dir(path)); errors.As(nerr, &df) {
 		return nerr
 	}
 	return fmt.Errorf("spool: %w", err)

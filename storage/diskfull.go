@@ -70,7 +70,7 @@ func FreeSpace(dir string) (size, free uint64, ok bool) {
 	if unix.Statfs(dir, &st) != nil {
 		return 0, 0, false
 	}
-	bs := uint64(st.Bsize) //nolint:gosec // a block size is positive
+	bs := uint64(st.Bsize)
 	return st.Blocks * bs, st.Bavail * bs, true
 }
 
