@@ -168,7 +168,8 @@ func (w *Worker) executeSplit(ctx context.Context, r *run, res *bufpool.Reservat
 		err = errors.Join(cause, err) // canceled, timed out, shutting down: what ended it
 	}
 	// The job ends here when it failed for good, or on its last delivery: no attempt resumes it.
-	ended := err != nil && (terminal(err) || r.counted() >= w.cfg.MaxDeliver)
+	// A coordinator that lost its lease decides nothing: the job may be another's now.
+	ended := err != nil && !errors.Is(err, ErrLeaseLost) && (terminal(err) || r.counted() >= w.cfg.MaxDeliver)
 	if ended {
 		// Chunks of the job still encoding elsewhere stop (their workers hear the job's cancel
 		// subject), and find no record to write once cleaned up.
