@@ -183,3 +183,50 @@ func (h signalHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (h signalHandler) WithGroup(name string) slog.Handler {
 	return signalHandler{Handler: h.Handler.WithGroup(name), s: h.s}
 }
+
+// TestFencingShortPartition: a partition shorter than the lease costs the job nothing: a
+// renewal fails, the next one is answered, and the job succeeds on its first attempt.
+func TestFencingShortPartition(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u, err := url.Parse(e.ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	ncA, err := nats.Connect(proxy.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ncA.Close)
+	started := make(chan struct{}, 1)
+	missed := &logSignal{match: "lease not renewed", ch: make(chan struct{})}
+	a := e.startWorker("short-partition", func(c *worker.Config) {
+		c.Conn, c.FFmpeg, c.Slots, c.AckWait = ncA, realtimeFFmpeg(t), 1, 10*time.Second
+		c.Logger = slog.New(missed.wrap(c.Logger.Handler()))
+		c.Hooks.FFmpegStarted = func(string, []string, int) {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+		}
+	})
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 4})
+	id := e.submit(in, "h264-480p", filepath.Join(e.dir, "short.mp4"))
+	select {
+	case <-started:
+	case <-time.After(waitLong):
+		t.Fatalf("ffmpeg did not start; events: %s", e.events.dump())
+	}
+	proxy.Pause()
+	select {
+	case <-missed.ch:
+	case <-time.After(waitLong):
+		t.Fatal("no renewal failed during the partition")
+	}
+	proxy.Resume()
+	ev := e.events.terminal(t, id)
+	if ev.Type != job.EventSucceeded || ev.Attempt != 1 || ev.WorkerID != a.ID() {
+		t.Errorf("%s on attempt %d by %s; want succeeded on attempt 1 by A: %s", ev.Type, ev.Attempt, ev.WorkerID, e.events.dump())
+	}
+}
