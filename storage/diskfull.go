@@ -48,7 +48,7 @@ func (e *DiskFullError) Unwrap() []error {
 // is ENOSPC or EDQUOT, and err itself otherwise (nil included).
 func NoSpace(err error, disk, dir string) error {
 	var df *DiskFullError
-	if err == nil || errors.As(err, &df) || !(errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+	if err == nil || errors.As(err, &df) || (!errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT)) {
 		return err
 	}
 	e := DiskFull(disk, dir, err)
