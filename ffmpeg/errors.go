@@ -30,6 +30,10 @@ var (
 	// decompression bomb must not be retried. An operator who sees it on
 	// good media raises the limit.
 	ErrResourceLimit error = &subKind{"ffmpeg: resource limit exceeded", ErrInvalidInput}
+	// ErrNoSpace: ffmpeg could not write a file (ENOSPC or EDQUOT: "No space left on device",
+	// "Disk quota exceeded"). It also matches ErrTransient: another worker, or this one
+	// later, may have room. The files ffmpeg writes are the caller's spool files.
+	ErrNoSpace error = &subKind{"ffmpeg: no space left on device", ErrTransient}
 )
 
 // subKind is an error kind that also matches a broader one.
@@ -98,8 +102,12 @@ const (
 	catWeakInternal
 )
 
+// noSpacePatterns are the transient lines that mean a full disk (ErrNoSpace).
+var noSpacePatterns = []string{"no space left on device", "disk quota exceeded"}
+
 var transientPatterns = []string{
 	"no space left on device",
+	"disk quota exceeded",
 	"cannot allocate memory",
 	"out of memory",
 	"resource temporarily unavailable",
@@ -178,7 +186,8 @@ var inputLinePrefixes = []string{"pipe:0:", "file:"}
 //     OOM killer, system shutdown): ErrTransient;
 //   - any other signal (SIGSEGV, SIGABRT, ...): ErrInternal, ffmpeg crashed;
 //   - stderr shows a resource problem (disk, memory, EAGAIN, broken pipe
-//     on an output): ErrTransient;
+//     on an output): ErrTransient (ErrNoSpace, which matches it, for a
+//     full disk or quota);
 //   - stderr shows a bad option (unknown encoder, unrecognized option):
 //     ErrInternal;
 //   - stderr shows bad media (invalid data, moov atom not found, partial
@@ -226,6 +235,9 @@ func classify(exitCode int, signaled, stopped bool, stderr string) verdict {
 	cat, line := matchStderr(stderr)
 	switch cat {
 	case catTransient:
+		if l := noSpaceLine(stderr); l != "" {
+			return verdict{ErrNoSpace, l, cat} // the full disk explains a broken pipe after it
+		}
 		return verdict{ErrTransient, line, cat}
 	case catInternal, catWeakInternal:
 		return verdict{ErrInternal, line, cat}
@@ -282,6 +294,18 @@ func lineCategory(lower string) category {
 		}
 	}
 	return catNone
+}
+
+func noSpaceLine(stderr string) string {
+	for _, raw := range strings.Split(stderr, "\n") {
+		line := cleanLine(raw)
+		for _, p := range noSpacePatterns {
+			if strings.Contains(strings.ToLower(line), p) {
+				return line
+			}
+		}
+	}
+	return ""
 }
 
 func inputLine(stderr string) string {

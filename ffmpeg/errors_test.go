@@ -92,8 +92,14 @@ func TestClassify(t *testing.T) {
 		{
 			"disk full beats everything", 1, false, false,
 			"[error] Error while decoding stream #0:0: Invalid data found when processing input\n[mp4 @ 0x1] Error writing: No space left on device\n",
-			ErrTransient, "No space left on device",
+			ErrNoSpace, "No space left on device",
 		},
+		{
+			"a full spool disk explains the broken pipe before it", 1, false, false,
+			"[error] av_interleaved_write_frame(): Broken pipe\n[mp4 @ 0x1] Error writing trailer of /spool/x.mp4: No space left on device\n",
+			ErrNoSpace, "Error writing trailer of /spool/x.mp4: No space left on device",
+		},
+		{"quota", 1, false, false, "[mp4 @ 0x1] Error writing trailer of /spool/x.mp4: Disk quota exceeded\n", ErrNoSpace, "Disk quota exceeded"},
 		{"enomem", 1, false, false, "[error] Error while filtering: Cannot allocate memory\n", ErrTransient, "Cannot allocate memory"},
 		{"eagain", 1, false, false, "pipe:3: Resource temporarily unavailable\n", ErrTransient, "Resource temporarily unavailable"},
 		{"unsupported codec", 1, false, false, "[error] Unsupported codec with id 0 for input stream 1\n", ErrInvalidInput, "Unsupported codec"},

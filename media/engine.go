@@ -1,6 +1,7 @@
 package media
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -124,6 +125,9 @@ type Task struct {
 	Buffers pipeline.Acquirer
 	// Observer hears of the task's milestones; may be nil.
 	Observer Observer
+	// Lease, when set, is renewed before anything is committed: a task that no longer holds
+	// its work (another process may own it now) publishes nothing. May be nil.
+	Lease Lease
 	// Meter is what the task reports while it runs; its owner reads it at any time.
 	Meter Meter
 	// Chunk, when set, makes the task a chunk of a split job: its input is the chunk's GOPs
@@ -151,6 +155,12 @@ type Observer interface {
 	Started(argv []string, pid int)
 	// FirstByte is called when the first byte of the task's first output reaches its sink.
 	FirstByte()
+}
+
+// Lease is the hold on a task's work that its runner keeps (a JetStream delivery's ack wait).
+type Lease interface {
+	// Renew confirms the hold now, or says why it is gone; the commit follows it at once.
+	Renew(ctx context.Context) error
 }
 
 // Meter is what a running task reports: counters that only grow, and ffmpeg's latest figures.

@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,7 @@ func newFileOutput(ctx context.Context, e *Engine, t *Task, po PlannedOutput, wa
 	}
 	if s.spool, err = os.CreateTemp(e.cfg.SpoolDir, "transcoder-out-"+t.ID+"-*"); err != nil {
 		w.Abort()
-		return nil, fmt.Errorf("output spool: %w", err)
+		return nil, spoolErr(err, filepath.Join(e.cfg.SpoolDir, "x"))
 	}
 	s.local = s.spool.Name()
 	return s, nil
@@ -75,7 +76,9 @@ func (s *fileOutput) Write(p []byte) (int, error) {
 	}
 	n, err := s.w.Write(p)
 	if err == nil && s.spool != nil {
-		_, err = s.spool.Write(p[:n])
+		if _, serr := s.spool.Write(p[:n]); serr != nil {
+			err = spoolErr(serr, s.spool.Name())
+		}
 	}
 	s.h.Write(p[:n])
 	s.n += int64(n)

@@ -14,6 +14,7 @@ import (
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
 	"github.com/transcoder/transcoder/pipeline"
+	"github.com/transcoder/transcoder/storage"
 )
 
 // Run runs the task: input (head, probe, spool), ffmpeg, outputs, every buffer from the task's
@@ -61,6 +62,12 @@ func (e *Engine) finish(ctx context.Context, t *Task, outs outputs, frames int) 
 	t.phase("verify")
 	if err != nil {
 		return nil, err
+	}
+	if t.Lease != nil {
+		// Verified, about to commit: only while the task is still this process's.
+		if err := t.Lease.Renew(ctx); err != nil {
+			return nil, err
+		}
 	}
 	results, err := outs.publish(ctx)
 	t.phase("commit")
@@ -122,7 +129,13 @@ func (e *Engine) transcode(ctx context.Context, t *Task, p *Plan, in *input, out
 	tail := proc.StderrTail()
 	t.Meter.stderr.Store(&tail)
 	t.Meter.Skipped.Store(int64(ffmpeg.SkippedFrames(tail)))
-	if err != nil && procErr != nil && !errors.Is(procErr, ffmpeg.ErrStopped) {
+	switch {
+	case errors.Is(procErr, ffmpeg.ErrNoSpace):
+		// ffmpeg writes no file but the task's spool files (faststart outputs).
+		return storage.DiskFull("spool", e.cfg.SpoolDir, procErr)
+	case errors.Is(err, storage.ErrNoSpace):
+		return err // a full disk explains the broken pipe ffmpeg met after it
+	case err != nil && procErr != nil && !errors.Is(procErr, ffmpeg.ErrStopped):
 		return procErr // ffmpeg's own verdict explains more than the broken pipe it caused
 	}
 	return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/storage"
 )
 
 // A split job: the source's video is cut, by stream copy, into one MPEG-TS file per GOP
@@ -337,7 +338,7 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, o SplitOpt
 		s.AudioOffset = a.Start - v.Start
 	}
 	if s.dir, err = os.MkdirTemp(e.cfg.SpoolDir, "transcoder-split-"+t.ID+"-"); err != nil {
-		return fmt.Errorf("split: %w", err)
+		return fmt.Errorf("split: %w", storage.NoSpace(err, "spool", e.cfg.SpoolDir))
 	}
 	// The copy cut makes a file per GOP whatever the plan: it runs beside the packet scan, and
 	// the first chunk goes out sooner (each is mostly waiting on reads and process starts).
@@ -365,6 +366,9 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, o SplitOpt
 	}
 	c := <-cutDone
 	if c.err != nil {
+		if errors.Is(c.err, ffmpeg.ErrNoSpace) {
+			return fmt.Errorf("split: %w", storage.DiskFull("spool", e.cfg.SpoolDir, c.err))
+		}
 		return fmt.Errorf("split: %w", c.err)
 	}
 	s.gops = c.gops

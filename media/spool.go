@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/transcoder/transcoder/bufpool"
 	"github.com/transcoder/transcoder/job"
 	"github.com/transcoder/transcoder/pipeline"
+	"github.com/transcoder/transcoder/storage"
 )
 
 // ErrInputTooLarge is returned when an input that must be spooled exceeds SpoolLimit.
@@ -20,7 +22,7 @@ var ErrInputTooLarge = errors.New("media: input larger than the spool limit")
 func spool(ctx context.Context, path string, head []*bufpool.Buffer, r io.Reader, acq pipeline.Acquirer, limit int64) error {
 	f, err := createSpool(path)
 	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+		return spoolErr(err, path)
 	}
 	fail := func(err error) error {
 		_ = f.Close()
@@ -30,7 +32,7 @@ func spool(ctx context.Context, path string, head []*bufpool.Buffer, r io.Reader
 	var n int64
 	for _, b := range head {
 		if _, err := f.Write(b.Bytes()); err != nil {
-			return fail(fmt.Errorf("spool: %w", err))
+			return fail(spoolErr(err, path))
 		}
 		n += int64(b.Len())
 	}
@@ -52,7 +54,7 @@ func spool(ctx context.Context, path string, head []*bufpool.Buffer, r io.Reader
 			_, werr := f.Write(b.Space()[:m])
 			if werr != nil {
 				acq.Release(b)
-				return fail(fmt.Errorf("spool: %w", werr))
+				return fail(spoolErr(werr, path))
 			}
 		}
 		acq.Release(b)
@@ -65,9 +67,19 @@ func spool(ctx context.Context, path string, head []*bufpool.Buffer, r io.Reader
 	}
 	if err := f.Close(); err != nil {
 		_ = os.Remove(path)
-		return fmt.Errorf("spool: %w", err)
+		return spoolErr(err, path)
 	}
 	return nil
+}
+
+// spoolErr is the error of a failed write to the spool file path: a full disk (transient:
+// another worker may have room) names the spool's disk.
+func spoolErr(err error, path string) error {
+	var df *storage.DiskFullError
+	if nerr := storage.NoSpace(err, "spool", filepath.Dir(path)); errors.As(nerr, &df) {
+		return nerr
+	}
+	return fmt.Errorf("spool: %w", err)
 }
 
 // createSpool creates a spool file of its own. The name is the task's (attempt included), so

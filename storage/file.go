@@ -22,6 +22,8 @@ const writebackChunk = 8 << 20
 func osKind(err error) error {
 	var errno syscall.Errno
 	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return ErrNoSpace
 	case errors.Is(err, fs.ErrNotExist), errors.As(err, &errno) && errno == syscall.ENOTDIR:
 		return ErrNotFound
 	case errors.Is(err, fs.ErrPermission):
@@ -184,7 +186,7 @@ func (s *Store) createFile(loc location, o CreateOptions) (Writer, error) {
 	fd, err := unix.Openat(dfd, part, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		_ = dir.Close()
-		return fail(&fs.PathError{Op: "create", Path: filepath.Join(dirPath, part), Err: err})
+		return fail(NoSpace(&fs.PathError{Op: "create", Path: filepath.Join(dirPath, part), Err: err}, "output", dirPath))
 	}
 	return &fileWriter{raw: loc.raw, dir: dir, base: base, part: part, fd: fd, f: os.NewFile(uintptr(fd), filepath.Join(dirPath, part))}, nil
 }
@@ -205,7 +207,7 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 		w.unsynced = 0
 	}
 	if err != nil {
-		return n, newErr("write", w.raw, osKind(err), "", err)
+		return n, w.fail("write", "", err)
 	}
 	return n, nil
 }
@@ -217,7 +219,7 @@ func (w *fileWriter) Sync() error {
 		return newErr("sync", w.raw, ErrRejected, "output already committed, aborted or failed", nil)
 	}
 	if err := w.f.Sync(); err != nil {
-		return newErr("sync", w.raw, osKind(err), "", err)
+		return w.fail("sync", "", err)
 	}
 	return nil
 }
@@ -239,7 +241,7 @@ func (w *fileWriter) Commit(ctx context.Context) error {
 	}
 	w.f = nil
 	if err != nil {
-		return newErr("commit", w.raw, osKind(err), "", err)
+		return w.fail("commit", "", err)
 	}
 	dfd := int(w.dir.Fd())
 	if err := unix.Renameat(dfd, w.part, dfd, w.base); err != nil {
@@ -253,6 +255,11 @@ func (w *fileWriter) Commit(ctx context.Context) error {
 		return newErr("commit", w.raw, osKind(err), "sync directory", err)
 	}
 	return nil
+}
+
+// fail is the error of a failed operation on the output; a full disk is named.
+func (w *fileWriter) fail(op, msg string, err error) error {
+	return newErr(op, w.raw, osKind(err), msg, NoSpace(err, "output", w.dir.Name()))
 }
 
 // Abort closes and removes the temporary file; a no-op after a successful Commit.

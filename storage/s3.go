@@ -180,7 +180,7 @@ func (s *Store) createS3(ctx context.Context, loc location, o CreateOptions) (Wr
 	}
 	f, err := os.CreateTemp(s.cfg.TempDir, ".s3part-")
 	if err != nil {
-		return nil, newErr("create", loc.raw, osKind(err), "spool file", err)
+		return nil, newErr("create", loc.raw, osKind(err), "spool file", NoSpace(err, "multipart spool", s.cfg.TempDir))
 	}
 	_ = os.Remove(f.Name())
 	return &s3Writer{s: s, ctx: ctx, loc: loc, f: f, opts: minio.PutObjectOptions{ContentType: o.ContentType}}, nil
@@ -200,7 +200,7 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 		written += m
 		w.n += int64(m)
 		if err != nil {
-			w.err = newErr("write", w.loc.raw, osKind(err), "spool file", err)
+			w.err = newErr("write", w.loc.raw, osKind(err), "spool file", NoSpace(err, "multipart spool", w.s.cfg.TempDir))
 			return written, w.err
 		}
 		p = p[k:]

@@ -56,8 +56,12 @@ type Config struct {
 	SpoolLimit int64
 
 	// AckWait is how long NATS waits for an ack or a heartbeat before redelivering. Default 30s.
+	// It also bounds the lease of each delivery (lease.go): a job whose heartbeats go
+	// unanswered for AckWait less a fifth is stopped and left to NATS, before it redelivers.
 	AckWait time.Duration
-	// Heartbeat is how often InProgress is sent while the job advances. Default AckWait/3.
+	// Heartbeat is how often InProgress is sent (and its answer awaited) while the job runs;
+	// at most 2/5 of AckWait, so that one lost heartbeat does not lose the lease. Default
+	// AckWait/3.
 	Heartbeat time.Duration
 	// StallTimeout stops a job whose input and output have not advanced for this long; it is
 	// retried. Default 2m.
@@ -227,8 +231,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("worker: RingBuffers %d cannot hold one job (%d buffers)", c.RingBuffers, c.JobBuffers())
 	case c.AckWait < time.Second:
 		return fmt.Errorf("worker: AckWait must be at least 1s")
-	case c.Heartbeat <= 0 || c.Heartbeat >= c.AckWait:
-		return fmt.Errorf("worker: Heartbeat must be shorter than AckWait")
+	case c.Heartbeat <= 0 || c.Heartbeat > leaseTTL(c.AckWait)/2:
+		return fmt.Errorf("worker: Heartbeat must be positive and at most 2/5 of AckWait (%s): a job's lease ends at 4/5 of it, and must outlast one lost heartbeat", leaseTTL(c.AckWait)/2)
 	case c.MaxDeliver < 1:
 		return fmt.Errorf("worker: MaxDeliver must be at least 1")
 	case c.StallTimeout < c.Heartbeat:

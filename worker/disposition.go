@@ -23,6 +23,8 @@ func classify(err error) (job.Class, string) {
 		return job.ClassTransient, "worker shutting down"
 	case errors.Is(err, ErrStalled):
 		return job.ClassTransient, err.Error()
+	case errors.Is(err, ErrLeaseLost):
+		return job.ClassTransient, ErrLeaseLost.Error()
 	case errors.As(err, &je):
 		return je.Class, je.Error()[len(je.Class)+2:]
 	case errors.Is(err, job.ErrInvalid):
@@ -67,16 +69,20 @@ func classify(err error) (job.Class, string) {
 type action int
 
 const (
-	actAck  action = iota // done
-	actTerm               // never redeliver
-	actNak                // redeliver after delay
+	actAck   action = iota // done
+	actTerm                // never redeliver
+	actNak                 // redeliver after delay
+	actLeave               // neither: the lease is lost, NATS redelivers it (maybe to another worker)
 )
 
-// decide maps an outcome to an action: success acks; invalid jobs, invalid media, timeouts and
-// cancels terminate; transient and internal failures retry with backoff until the delivery
-// limit, then terminate; a shutdown hands the job back at once.
-func decide(class job.Class, attempt, maxDeliver int, backoff []time.Duration, shutdown bool) (action, time.Duration) {
+// decide maps an outcome to an action: a delivery whose lease is lost (fenced) is left alone,
+// whatever its outcome, for it may be another worker's now; success acks; invalid jobs, invalid
+// media, timeouts and cancels terminate; transient and internal failures retry with backoff
+// until the delivery limit, then terminate; a shutdown hands the job back at once.
+func decide(class job.Class, attempt, maxDeliver int, backoff []time.Duration, shutdown, fenced bool) (action, time.Duration) {
 	switch {
+	case fenced:
+		return actLeave, 0
 	case class == "":
 		return actAck, 0
 	case shutdown && (class == job.ClassTransient || class == job.ClassInternal):

@@ -29,7 +29,7 @@ func TestCountedAttempts(t *testing.T) {
 	} {
 		r := &run{attempt: c.attempt, passed: c.passed, stopped: c.stopped}
 		n := r.counted()
-		act, delay := decide(job.ClassTransient, n, 3, backoff, c.shutdown)
+		act, delay := decide(job.ClassTransient, n, 3, backoff, c.shutdown, false)
 		if n != c.wantCount || act != c.act || delay != c.delay || retryNote(n, 3) != c.note {
 			t.Errorf("delivery %d, %d passed, %d stopped: counted %d, decide %v %s, note %q; want %d, %v %s, %q",
 				c.attempt, c.passed, c.stopped, n, act, delay, retryNote(n, 3), c.wantCount, c.act, c.delay, c.note)

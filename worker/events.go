@@ -25,32 +25,32 @@ const (
 )
 
 // settle publishes the outcome of a delivery (state, then event) and then acks, naks or terms
-// it: whoever sees the event finds the state, and whoever sees the ack finds both.
+// it: whoever sees the event finds the state, and whoever sees the ack finds both. A delivery
+// whose lease was lost is left alone (decide).
 func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []job.OutputResult, err error) {
 	// The outcome's writes are retried through a NATS failover, within half the ack wait
 	// (the ack itself must come before NATS hands the job to another worker).
 	ctx, cancel := context.WithTimeout(ctx, max(publishTimeout, w.cfg.AckWait/2))
 	defer cancel()
-	if err == nil {
-		w.metrics.settled(r, "succeeded", "")
-		st := w.statusOf(r, job.StateSucceeded, r.progress(), outs)
-		w.retry(ctx, r, "update state to succeeded", func(ctx context.Context) error { return putJSON(ctx, w.kv, r.id, st) })
-		if w.cfg.Hooks.AfterState != nil {
-			w.cfg.Hooks.AfterState(r.id)
-		}
-		w.emitDurably(ctx, r, job.Event{Type: job.EventSucceeded, Outputs: outs, Split: r.split.Load()})
-		if w.cfg.Hooks.BeforeAck != nil {
-			w.cfg.Hooks.BeforeAck(r.id)
-		}
-		if aerr := r.msg.DoubleAck(ctx); aerr != nil {
-			log.Warn("ack failed; a redelivery will find the job succeeded", "err", aerr)
-		}
-		log.Info("job succeeded", "elapsed", time.Since(r.started).Round(time.Millisecond), slog.GroupAttrs("phases", r.phases...))
+	var class job.Class
+	var reason string
+	if err != nil {
+		class, reason = classify(err)
+	}
+	shutdown := errors.Is(err, ErrShutdown)
+	fenced := errors.Is(err, ErrLeaseLost) || (r.lease != nil && r.lease.Lost())
+	act, delay := decide(class, r.counted(), w.cfg.MaxDeliver, w.cfg.Backoff, shutdown, fenced)
+	switch act {
+	case actLeave:
+		// The job may be another worker's now: whatever this one wrote could undo that one's.
+		w.metrics.settled(r, "abandoned", class)
+		log.Warn("job abandoned: lease lost; nothing committed or reported, the delivery left to NATS",
+			"elapsed", time.Since(r.started).Round(time.Millisecond))
+		return
+	case actAck:
+		w.succeeded(ctx, log, r, outs)
 		return
 	}
-	class, reason := classify(err)
-	shutdown := errors.Is(err, ErrShutdown)
-	act, delay := decide(class, r.counted(), w.cfg.MaxDeliver, w.cfg.Backoff, shutdown)
 	fail := &job.Failure{Class: class, Reason: reason}
 	fail.StderrTail = r.task.Meter.StderrTail()
 	var rb *media.RolledBackError
@@ -93,6 +93,28 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, r *run, outs []jo
 		}
 		log.Warn("job "+string(typ), "class", class, "reason", reason)
 	}
+}
+
+// succeeded writes a success (state, then event) and acks it.
+func (w *Worker) succeeded(ctx context.Context, log *slog.Logger, r *run, outs []job.OutputResult) {
+	w.metrics.settled(r, "succeeded", "")
+	st := w.statusOf(r, job.StateSucceeded, r.progress(), outs)
+	w.retry(ctx, r, "update state to succeeded", func(ctx context.Context) error { return putJSON(ctx, w.kv, r.id, st) })
+	if w.cfg.Hooks.AfterState != nil {
+		w.cfg.Hooks.AfterState(r.id)
+	}
+	w.emitDurably(ctx, r, job.Event{Type: job.EventSucceeded, Outputs: outs, Split: r.split.Load()})
+	if w.cfg.Hooks.BeforeAck != nil {
+		w.cfg.Hooks.BeforeAck(r.id)
+	}
+	if r.lease != nil && r.lease.Lost() {
+		log.Warn("lease lost while the success was written: not acked; a redelivery finds what was written")
+		return
+	}
+	if aerr := r.msg.DoubleAck(ctx); aerr != nil {
+		log.Warn("ack failed; a redelivery will find the job succeeded", "err", aerr)
+	}
+	log.Info("job succeeded", "elapsed", time.Since(r.started).Round(time.Millisecond), slog.GroupAttrs("phases", r.phases...))
 }
 
 func firstLine(s string) string {

@@ -13,7 +13,7 @@ import (
 // heartbeat and the progress events.
 func (w *Worker) execute(ctx context.Context, r *run, res *bufpool.Reservation) ([]job.OutputResult, error) {
 	r.task.ID, r.task.Attempt, r.task.Job = r.id, r.attempt, r.job
-	r.task.Buffers, r.task.Observer = res, r
+	r.task.Buffers, r.task.Observer, r.task.Lease = res, r, r.lease
 	defer r.pid.Store(0)
 	if w.wantsSplit(ctx, r) {
 		return w.executeSplit(ctx, r, res)

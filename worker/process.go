@@ -34,6 +34,7 @@ type run struct {
 
 	// task is the job's media work; its Meter is what the heartbeat and progress read.
 	task      media.Task
+	lease     *lease // this delivery's hold on the job (lease.go)
 	pid       atomic.Int64
 	phases    []slog.Attr // owned by the job's goroutine
 	lastPhase time.Time
@@ -107,10 +108,11 @@ func (r *run) progress() *job.Progress {
 	return p
 }
 
-// process runs one delivery of a job and settles it with NATS.
-func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
+// process runs one delivery of a job (pulled at at) and settles it with NATS, while its lease
+// holds: a lost lease stops the job and leaves the delivery unsettled (lease.go).
+func (w *Worker) process(msg jetstream.Msg, at time.Time, res *bufpool.Reservation) {
 	if isChunkSubject(msg.Subject()) {
-		w.runChunk(w.workCtx, msg, res)
+		w.runChunk(w.workCtx, msg, at, res)
 		return
 	}
 	meta, err := msg.Metadata()
@@ -120,11 +122,16 @@ func (w *Worker) process(msg jetstream.Msg, res *bufpool.Reservation) {
 		return
 	}
 	r, jerr := w.newRun(msg, meta)
+	r.lease = w.newLease(msg, at, r.log)
+	defer r.lease.start()()
 	ctx, cancel := context.WithCancelCause(w.workCtx)
 	defer cancel(nil)
 	r.cancel = cancel
-	// Settling must outlive a hard stop: it is how the job gets back to the queue.
-	settleCtx := context.WithoutCancel(ctx)
+	r.lease.whenLost(func() { cancel(ErrLeaseLost) })
+	// Settling must outlive a hard stop: it is how the job gets back to the queue. It must not
+	// outlive the lease: the job may be another worker's by then.
+	settleCtx, endSettle := r.lease.fenced(context.WithoutCancel(ctx))
+	defer endSettle()
 	if jerr != nil {
 		w.settle(settleCtx, r.log, r, nil, &job.Error{Class: job.ClassInvalidJob, Reason: jerr.Error(), Err: jerr})
 		return
@@ -289,8 +296,8 @@ func jobID(j *job.Job, msg jetstream.Msg, meta *jetstream.MsgMetadata) string {
 	return fmt.Sprintf("seq-%d", meta.Sequence.Stream)
 }
 
-// watch sends InProgress while the job advances, stops it when it stalls, and publishes
-// throttled progress events.
+// watch stops the job when it stalls, and publishes throttled progress events. (The lease
+// sends the heartbeats: lease.go.)
 func (w *Worker) watch(ctx context.Context, r *run, stop <-chan struct{}) {
 	// Progress reports go out from a goroutine of their own: a publish held up by a NATS
 	// failover (up to its timeout) must not hold up the heartbeat that keeps the job here.
@@ -309,18 +316,14 @@ func (w *Worker) watch(ctx context.Context, r *run, stop <-chan struct{}) {
 		case <-hb.C:
 			// Input read, output written or ffmpeg's clock moved. A job blocked on the ring
 			// with nothing moving (ffmpeg hung, a sink that stopped) is a stall: this worker
-			// stops it after StallTimeout. Until then the job is this worker's, so the
-			// heartbeat goes on: without it NATS would hand the job to another worker after
-			// AckWait while it still runs here.
+			// stops it after StallTimeout. Until then the job is this worker's, and its lease
+			// is renewed.
 			if a := r.advance(); a != last {
 				last, lastAt = a, time.Now()
 			}
 			if time.Since(lastAt) > w.cfg.StallTimeout {
 				r.cancel(fmt.Errorf("%w: no progress for %s", ErrStalled, w.cfg.StallTimeout.Round(time.Second)))
 				return
-			}
-			if err := r.msg.InProgress(); err != nil {
-				r.log.Warn("heartbeat failed", "err", err)
 			}
 		}
 	}

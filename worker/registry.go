@@ -36,6 +36,9 @@ type WorkerInfo struct {
 	RingReserved int       `json:"ring_reserved"`
 	Started      time.Time `json:"started"`
 	Updated      time.Time `json:"updated"`
+	// Warnings are what the worker found wrong with its setup at start (a spool_limit larger
+	// than the spool's free space, ...): it runs, but some jobs may fail for it.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func ensureRegistry(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
@@ -62,7 +65,7 @@ func Replicas(nc *nats.Conn) int {
 // What ffmpeg is and can do is asked here, off the path of the first job.
 func (w *Worker) advertise(ctx context.Context, kv jetstream.KeyValue) {
 	host, _ := os.Hostname()
-	info := WorkerInfo{ID: w.cfg.ID, Host: host, PID: os.Getpid(), Slots: w.cfg.Slots, Started: time.Now().UTC()}
+	info := WorkerInfo{ID: w.cfg.ID, Host: host, PID: os.Getpid(), Slots: w.cfg.Slots, Started: time.Now().UTC(), Warnings: w.warnings}
 	info.Version = w.version(ctx)
 	info.Capabilities = w.encoders(ctx)
 	t := time.NewTicker(registryBeat)

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -155,7 +154,7 @@ func (w *Worker) countRegistry(ctx context.Context) int {
 // (auto) or fails as invalid_input (on).
 func (w *Worker) executeSplit(ctx context.Context, r *run, res *bufpool.Reservation) ([]job.OutputResult, error) {
 	r.task.ID, r.task.Attempt, r.task.Job = r.id, r.attempt, r.job
-	r.task.Buffers, r.task.Observer = res, r
+	r.task.Buffers, r.task.Observer, r.task.Lease = res, r, r.lease
 	opts := media.SplitOptions{Chunk: r.job.ChunkDuration()}
 	if r.job.SplitMode() == job.SplitAuto {
 		opts.MinDuration = w.cfg.SplitMinDuration
@@ -178,7 +177,8 @@ func (w *Worker) executeSplit(ctx context.Context, r *run, res *bufpool.Reservat
 		err = errors.Join(cause, err) // canceled, timed out, shutting down: what ended it
 	}
 	// The job ends here when it failed for good, or on its last delivery: no attempt resumes it.
-	ended := err != nil && (terminal(err) || r.counted() >= w.cfg.MaxDeliver)
+	// A coordinator that lost its lease decides nothing: the job may be another's now.
+	ended := err != nil && !errors.Is(err, ErrLeaseLost) && (terminal(err) || r.counted() >= w.cfg.MaxDeliver)
 	if ended {
 		// Chunks of the job still encoding elsewhere stop (their workers hear the job's cancel
 		// subject), and find no record to write once cleaned up.
@@ -348,8 +348,9 @@ func (sp *splitRun) await(ctx context.Context) ([]chunkRecord, error) {
 			return recs, nil
 		}
 		if audio == nil {
+			at := time.Now()
 			if msg, _ := w.pullChunk(); msg != nil {
-				w.runChunk(ctx, msg, sp.res)
+				w.runChunk(ctx, msg, at, sp.res)
 				drainWatch(watch, recs, r.id)
 				continue
 			}
@@ -419,26 +420,27 @@ func (w *Worker) stored(ctx context.Context, urls []string) bool {
 
 // fetch concatenates video k of the encoded chunks, in order, into a local file for the stitch.
 func (sp *splitRun) fetch(ctx context.Context, recs []chunkRecord, k int, path string) error {
+	w := sp.w
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return fmt.Errorf("stitch: %w", err)
+		return fmt.Errorf("stitch: %w", storage.NoSpace(err, "spool", w.cfg.SpoolDir))
 	}
 	defer func() { _ = f.Close() }()
 	for i, rec := range recs {
 		if k >= len(rec.Outputs) {
 			return fmt.Errorf("chunk %d: %d encodes recorded, video %d wanted", i, len(rec.Outputs), k)
 		}
-		rd, err := sp.w.cfg.Storage.Open(ctx, rec.Outputs[k])
+		rd, err := w.cfg.Storage.Open(ctx, rec.Outputs[k])
 		if err != nil {
 			return fmt.Errorf("chunk %d: %w", i, err)
 		}
 		_, err = media.Copy(ctx, f, rd, sp.res)
 		_ = rd.Close()
 		if err != nil {
-			return fmt.Errorf("chunk %d: %w", i, err)
+			return fmt.Errorf("chunk %d: %w", i, storage.NoSpace(err, "spool", w.cfg.SpoolDir))
 		}
 	}
-	return f.Close()
+	return storage.NoSpace(f.Close(), "spool", w.cfg.SpoolDir)
 }
 
 // cleanup removes the job's chunk objects and records: the job has ended.
@@ -520,7 +522,7 @@ func (w *Worker) pullChunk() (jetstream.Msg, error) {
 
 // runChunk encodes one chunk task and settles it: done (ack), failed for good (its record says
 // so, and the job fails; term), or retried alone (nak with backoff) until the delivery limit.
-func (w *Worker) runChunk(ctx context.Context, msg jetstream.Msg, res *bufpool.Reservation) {
+func (w *Worker) runChunk(ctx context.Context, msg jetstream.Msg, at time.Time, res *bufpool.Reservation) {
 	meta, err := msg.Metadata()
 	var ct job.ChunkTask
 	if err == nil {
@@ -532,6 +534,11 @@ func (w *Worker) runChunk(ctx context.Context, msg jetstream.Msg, res *bufpool.R
 		return
 	}
 	log := w.log.With("job", ct.Job, "chunk", ct.Index, "attempt", meta.NumDelivered)
+	// A chunk task is fenced like a job: past its lease it stops, and writes nothing more.
+	l := w.newLease(msg, at, log)
+	defer l.start()()
+	ctx, unfence := l.fenced(ctx)
+	defer unfence()
 	if st, _ := w.status(ctx, ct.Job); st != nil && (st.CancelRequested || st.State == job.StateSucceeded || st.State == job.StateFailed || st.State == job.StateCanceled) {
 		_ = msg.Ack() // its job has ended
 		return
@@ -556,8 +563,8 @@ func (w *Worker) runChunk(ctx context.Context, msg jetstream.Msg, res *bufpool.R
 		log.Warn("chunk record", "err", err)
 	}
 	start := time.Now()
-	err = w.encodeChunk(ctx, msg, ct, int(meta.NumDelivered), res)
-	w.settleChunk(ctx, log, msg, ct, int(meta.NumDelivered), err)
+	err = w.encodeChunk(ctx, l, ct, int(meta.NumDelivered), res)
+	w.settleChunk(ctx, log, l, ct, int(meta.NumDelivered), err)
 	if err == nil {
 		log.Info("chunk encoded", "frames", ct.Frames, "elapsed", time.Since(start).Round(time.Millisecond))
 	}
@@ -575,8 +582,9 @@ func (w *Worker) missingEncoders(ctx context.Context, videos []ffmpeg.Video) []s
 	return out
 }
 
-// encodeChunk runs the chunk's media task, with heartbeats, canceled with its job.
-func (w *Worker) encodeChunk(ctx context.Context, msg jetstream.Msg, ct job.ChunkTask, attempt int, res *bufpool.Reservation) error {
+// encodeChunk runs the chunk's media task, canceled with its job (its lease sends the
+// heartbeats).
+func (w *Worker) encodeChunk(ctx context.Context, l *lease, ct job.ChunkTask, attempt int, res *bufpool.Reservation) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	key := chunkKey(ct.Job, ct.Index)
@@ -588,23 +596,8 @@ func (w *Worker) encodeChunk(ctx context.Context, msg jetstream.Msg, ct job.Chun
 		delete(w.chunkRuns, key)
 		w.mu.Unlock()
 	}()
-	hb := time.NewTicker(w.cfg.Heartbeat)
-	defer hb.Stop()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-done:
-				return
-			case <-hb.C:
-				_ = msg.InProgress()
-			}
-		}
-	})
-	defer func() { close(done); wg.Wait() }()
 	id := fmt.Sprintf("%s-c%d", ct.Job, ct.Index)
-	task := &media.Task{ID: id, Attempt: attempt, Buffers: res,
+	task := &media.Task{ID: id, Attempt: attempt, Buffers: res, Lease: l,
 		Job:   &job.Job{ID: id, Input: ct.Input},
 		Chunk: &media.ChunkWork{Videos: ct.Videos, Window: ct.Window, Frames: ct.Frames}}
 	for _, u := range ct.Outputs {
@@ -617,37 +610,52 @@ func (w *Worker) encodeChunk(ctx context.Context, msg jetstream.Msg, ct job.Chun
 	return err
 }
 
-func (w *Worker) settleChunk(ctx context.Context, log *slog.Logger, msg jetstream.Msg, ct job.ChunkTask, attempt int, err error) {
+func (w *Worker) settleChunk(ctx context.Context, log *slog.Logger, l *lease, ct job.ChunkTask, attempt int, err error) {
+	msg := l.msg
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	if err == nil {
-		uerr := w.updateChunk(sctx, ct.Job, ct.Index, false, func(rec *chunkRecord) { rec.Done, rec.Worker, rec.Outputs = true, w.cfg.ID, ct.Outputs })
-		if errors.Is(uerr, errNoRecord) {
-			// The job ended while this chunk was encoded: nothing will stitch it.
-			for _, u := range ct.Outputs {
-				_ = w.cfg.Storage.Delete(sctx, u)
-			}
-			_ = msg.Ack()
-			return
-		}
-		if uerr != nil {
-			log.Warn("chunk done, record not written: it is redone", "err", uerr)
-			_ = msg.Nak()
-			return
-		}
-		_ = msg.DoubleAck(sctx)
-		return
+	sctx, unfence := l.fenced(sctx)
+	defer unfence()
+	var class job.Class
+	var reason string
+	if err != nil {
+		class, reason = classify(err)
 	}
-	class, reason := classify(err)
-	act, delay := decide(class, attempt, w.cfg.MaxDeliver, w.cfg.Backoff, errors.Is(err, ErrShutdown) || ctx.Err() != nil)
-	log.Warn("chunk failed", "class", class, "reason", reason)
+	fenced := errors.Is(err, ErrLeaseLost) || l.Lost()
+	act, delay := decide(class, attempt, w.cfg.MaxDeliver, w.cfg.Backoff, errors.Is(err, ErrShutdown) || ctx.Err() != nil, fenced)
 	switch {
+	case act == actLeave:
+		log.Warn("chunk abandoned: lease lost; nothing recorded, the task left to NATS")
+	case act == actAck:
+		w.chunkDone(sctx, log, msg, ct)
 	case class == job.ClassCanceled:
+		log.Warn("chunk canceled")
 		_ = msg.Ack()
 	case act == actNak:
+		log.Warn("chunk failed", "class", class, "reason", reason)
 		_ = msg.NakWithDelay(delay)
 	default:
+		log.Warn("chunk failed", "class", class, "reason", reason)
 		_ = w.updateChunk(sctx, ct.Job, ct.Index, false, func(rec *chunkRecord) { rec.Failed = &job.Failure{Class: class, Reason: reason} })
 		_ = msg.TermWithReason(string(class))
 	}
+}
+
+// chunkDone records an encoded chunk as done and acks its task.
+func (w *Worker) chunkDone(ctx context.Context, log *slog.Logger, msg jetstream.Msg, ct job.ChunkTask) {
+	uerr := w.updateChunk(ctx, ct.Job, ct.Index, false, func(rec *chunkRecord) { rec.Done, rec.Worker, rec.Outputs = true, w.cfg.ID, ct.Outputs })
+	if errors.Is(uerr, errNoRecord) {
+		// The job ended while this chunk was encoded: nothing will stitch it.
+		for _, u := range ct.Outputs {
+			_ = w.cfg.Storage.Delete(ctx, u)
+		}
+		_ = msg.Ack()
+		return
+	}
+	if uerr != nil {
+		log.Warn("chunk done, record not written: it is redone", "err", uerr)
+		_ = msg.Nak()
+		return
+	}
+	_ = msg.DoubleAck(ctx)
 }

@@ -70,6 +70,7 @@ type Worker struct {
 	splitKV   jetstream.KeyValue
 	chunkCons []jetstream.Consumer
 	chunkRuns map[string]context.CancelCauseFunc
+	warnings  []string // found at Start, for the registry (WorkerInfo.Warnings)
 	live      struct { // liveWorkers' count, and when it was taken
 		sync.Mutex
 		n  int
@@ -196,6 +197,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: subscribe %s: %w", cancelSubjects, err)
 	}
+	w.warnings = w.checkSpool()
 	w.fetchCtx, w.fetchStop = context.WithCancel(context.Background())
 	w.workCtx, w.workStop = context.WithCancelCause(context.Background())
 	w.loopDone = make(chan struct{})
@@ -211,6 +213,19 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.log.Info("worker started", "slots", w.cfg.Slots, "ring_buffers", w.cfg.RingBuffers,
 		"job_buffers", w.cfg.JobBuffers(), "ack_wait", w.cfg.AckWait)
 	return nil
+}
+
+// checkSpool warns when SpoolLimit is more than the spool directory's disk has free: an input
+// that size could not be spooled (it would fail as transient, "no space left on device").
+func (w *Worker) checkSpool() []string {
+	size, free, ok := storage.FreeSpace(w.cfg.SpoolDir)
+	if !ok || uint64(w.cfg.SpoolLimit) <= free {
+		return nil
+	}
+	msg := fmt.Sprintf("spool_limit %s is larger than the free space of the spool %s (%s disk, %s free): larger inputs that must be spooled fail with no space left on device",
+		storage.Bytes(uint64(w.cfg.SpoolLimit)), w.cfg.SpoolDir, storage.Bytes(size), storage.Bytes(free))
+	w.log.Warn(msg, "spool_dir", w.cfg.SpoolDir, "spool_limit", w.cfg.SpoolLimit, "free", free)
+	return []string{msg}
 }
 
 // Shutdown stops pulling at once, lets running jobs finish until ctx is done, then stops their
@@ -294,7 +309,7 @@ func (w *Worker) fetchLoop() {
 			<-w.slots
 			return
 		}
-		msg, err := w.fetchOne()
+		msg, at, err := w.fetchOne()
 		if msg == nil {
 			res.Close()
 			<-w.slots
@@ -323,7 +338,7 @@ func (w *Worker) fetchLoop() {
 		go func() {
 			defer w.jobs.Done()
 			defer func() { res.Close(); <-w.slots }()
-			w.process(msg, res)
+			w.process(msg, at, res)
 		}()
 	}
 }
@@ -459,16 +474,18 @@ func pullOrder(n uint64) [3]int {
 
 // fetchOne takes the next job, highest priority first (see pullOrder). It sweeps the queues
 // without waiting; when they are empty it waits for the doorbell (a job published) or
-// FetchWait (redeliveries ring no bell), and returns nil, nil if nothing came.
-func (w *Worker) fetchOne() (jetstream.Msg, error) {
+// FetchWait (redeliveries ring no bell), and returns nil, nil if nothing came. at is a time
+// before the job was delivered: where its lease starts.
+func (w *Worker) fetchOne() (msg jetstream.Msg, at time.Time, err error) {
 	order := pullOrder(w.pulls)
 	deadline := time.NewTimer(w.cfg.FetchWait)
 	defer deadline.Stop()
 	var rung uint32
 	for {
 		for _, i := range order {
+			at = time.Now()
 			// Chunks of split jobs already running go before new jobs of the same priority.
-			msg, err := w.pull(w.chunkCons[i], 0)
+			msg, err = w.pull(w.chunkCons[i], 0)
 			if err == nil && msg == nil {
 				msg, err = w.pull(w.cons[i], 0)
 			}
@@ -480,16 +497,16 @@ func (w *Worker) fetchOne() (jetstream.Msg, error) {
 				if msg != nil {
 					w.pulls++
 				}
-				return msg, err
+				return msg, at, err
 			}
 		}
 		select {
 		case <-w.bell:
 			rung = w.rung.Swap(0)
 		case <-deadline.C:
-			return nil, nil
+			return nil, at, nil
 		case <-w.fetchCtx.Done():
-			return nil, w.fetchCtx.Err()
+			return nil, at, w.fetchCtx.Err()
 		}
 	}
 }

@@ -90,6 +90,10 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 	nc, err := connectNATS(url, "transcoder worker", auth,
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
+		// Nothing is held back while reconnecting to go out once reconnected: a worker cut off
+		// from NATS has given up its jobs by then (worker.ErrLeaseLost), and a late state or
+		// event of theirs would undo the worker that took them over.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil: we closed it
 				log.Warn("NATS disconnected", "err", err)
