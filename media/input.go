@@ -75,7 +75,7 @@ func (e *Engine) prepare(ctx context.Context, t *Task, in *input) error {
 	// Outputs that keep or burn tracks by the input's streams: the plan needs them, unless only
 	// the defaults are asked for and the head shows nothing to choose from.
 	need, headEnough := t.Job.TracksNeedProbe(e.cfg.Presets)
-	tracks := t.Chunk == nil && need && !(headEnough && plainTracks(first))
+	tracks := t.Chunk == nil && need && (!headEnough || !plainTracks(first))
 	// A text track burned in is read from the input file by ffmpeg's subtitles filter.
 	spoolInput = spoolInput || t.Chunk == nil && t.Job.BurnsInputSubtitles()
 	if t.Chunk == nil && !spoolInput && (multiplex || colour || tracks || t.Job.NeedsProbe(e.cfg.Presets)) {

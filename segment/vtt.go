@@ -58,7 +58,7 @@ func ParseSubtitles(data []byte) ([]Cue, error) {
 		}
 		c, err := parseTiming(lines[0])
 		if err != nil {
-			return nil, fmt.Errorf("%w: block %d: %v", ErrSubtitles, i+1, err)
+			return nil, fmt.Errorf("%w: block %d: %w", ErrSubtitles, i+1, err)
 		}
 		c.Text = strings.Join(lines[1:], "\n")
 		if len(c.Text) > maxCueBytes || strings.ContainsFunc(c.Text, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) {
@@ -210,7 +210,7 @@ func (t *TextTrack) endBlock() {
 	}
 	c, err := parseTiming(b[0])
 	if err != nil {
-		t.err = fmt.Errorf("%w: %v", ErrSubtitles, err)
+		t.err = fmt.Errorf("%w: %w", ErrSubtitles, err)
 		return
 	}
 	c.Text = strings.Join(b[1:], "\n")
@@ -273,7 +273,7 @@ func CutText(cues []Cue, target, total time.Duration) []TextSegment {
 // WriteVTT writes cues as one WebVTT file (a DASH text representation).
 func WriteVTT(w io.Writer, cues []Cue) error {
 	bw := bufio.NewWriter(w)
-	bw.WriteString("WEBVTT\n")
+	_, _ = bw.WriteString("WEBVTT\n") // a write error stays in bw, and Flush returns it
 	for _, c := range cues {
 		fmt.Fprintf(bw, "\n%s --> %s\n%s\n", clock(c.Start, '.'), clock(c.End, '.'), c.Text)
 	}
