@@ -124,8 +124,10 @@ func (s *Sandbox) Status() Status {
 // Enabled reports whether Wrap confines children.
 func (s *Sandbox) Enabled() bool { return s != nil && s.cfg.Mode != ModeOff }
 
-func (s *Sandbox) have(layer string)           { s.status.Layers = append(s.status.Layers, layer) }
-func (s *Sandbox) lack(layer string, why error) { s.status.Missing = append(s.status.Missing, layer+": "+why.Error()) }
+func (s *Sandbox) have(layer string) { s.status.Layers = append(s.status.Layers, layer) }
+func (s *Sandbox) lack(layer string, why error) {
+	s.status.Missing = append(s.status.Missing, layer+": "+why.Error())
+}
 
 // probe finds the layers this kernel and this worker's privileges allow.
 func (s *Sandbox) probe() error {

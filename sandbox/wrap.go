@@ -25,7 +25,7 @@ type Paths struct {
 // they hold from ffmpeg's first instruction; 0 = none. A limit above the worker's own hard
 // limit is lowered to it.
 type Limits struct {
-	AS       uint64 // RLIMIT_AS, bytes, soft and hard
+	AS        uint64 // RLIMIT_AS, bytes, soft and hard
 	CPU, CPU2 uint64 // RLIMIT_CPU soft and hard, seconds
 }
 
