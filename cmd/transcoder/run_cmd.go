@@ -35,7 +35,18 @@ func runCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			runner, err := ffmpeg.New(ffmpeg.Config{})
+			// The sandbox settings (sandbox, sandbox_user) from the environment; run spools to
+			// the default spool directory.
+			scfg, err := loadConfig("", os.Environ(), nil)
+			if err != nil {
+				return usageError{err}
+			}
+			scfg.SpoolDir = ""
+			sb, err := scfg.newSandbox()
+			if err != nil {
+				return err
+			}
+			runner, err := ffmpeg.New(ffmpeg.Config{Sandbox: sb})
 			if err != nil {
 				return fmt.Errorf("%w (install it: apt-get install -y ffmpeg)", err)
 			}

@@ -69,10 +69,15 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	runner, err := ffmpeg.New(cfg.ffmpegConfig())
+	fcfg := cfg.ffmpegConfig()
+	if fcfg.Sandbox, err = cfg.newSandbox(); err != nil {
+		return err
+	}
+	runner, err := ffmpeg.New(fcfg)
 	if err != nil {
 		return fmt.Errorf("%w (install it: apt-get install -y ffmpeg)", err)
 	}
+	logSandbox(log, runner.SandboxStatus())
 	url := cfg.NATS
 	if url == "" {
 		if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
