@@ -94,7 +94,7 @@ type fixture struct {
 	dir string
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t testing.TB) *fixture {
 	t.Helper()
 	r, err := New(Config{KillDelay: time.Second})
 	if err != nil {
@@ -105,12 +105,12 @@ func setup(t *testing.T) *fixture {
 
 // media makes a 2 s 320x240 test file with real ffmpeg from lavfi
 // sources.
-func (f *fixture) media(t *testing.T, name string, extra ...string) string {
+func (f *fixture) media(t testing.TB, name string, extra ...string) string {
 	t.Helper()
 	return f.mediaOf(t, name, "320x240", "2", extra...)
 }
 
-func (f *fixture) mediaOf(t *testing.T, name, size, seconds string, extra ...string) string {
+func (f *fixture) mediaOf(t testing.TB, name, size, seconds string, extra ...string) string {
 	t.Helper()
 	out := filepath.Join(f.dir, name)
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y",

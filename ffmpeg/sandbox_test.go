@@ -24,7 +24,7 @@ var (
 
 // sandboxSelf is a copy of the test binary the sandbox user may execute (go test keeps its
 // binaries where only the user running it may enter), for the fakes.
-func sandboxSelf(t *testing.T) string {
+func sandboxSelf(t testing.TB) string {
 	t.Helper()
 	selfOnce.Do(func() {
 		self, err := os.Executable()
@@ -50,7 +50,7 @@ func sandboxSelf(t *testing.T) string {
 }
 
 // sandboxed is a fixture whose Runner confines every child, with f.dir as its spool directory.
-func sandboxed(t *testing.T, cfg Config) *fixture {
+func sandboxed(t testing.TB, cfg Config) *fixture {
 	t.Helper()
 	f := setup(t)
 	for p := f.dir; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
