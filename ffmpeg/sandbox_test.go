@@ -81,7 +81,7 @@ func TestSandboxedJobs(t *testing.T) {
 	if _, err := f.r.Version(ctxT(t)); err != nil {
 		t.Fatalf("Version: %v", err)
 	}
-	in := f.media(t, "moov-at-end.mp4")
+	in := f.media(t, "transcoder-moov-at-end.mp4") // a spool file, by its name
 	data, err := os.ReadFile(in)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestSandboxedJobs(t *testing.T) {
 	if err := os.Chmod(in, 0o600); err != nil { // as the worker spools it
 		t.Fatal(err)
 	}
-	fast := filepath.Join(f.dir, "fast.mp4")
+	fast := filepath.Join(f.dir, "transcoder-fast.mp4")
 	s := Spec{Input: Input{Path: in}, Outputs: []Output{
 		{Container: "mpegts", Video: &Video{Codec: "copy"}, Audio: &Audio{Codec: "copy"}},
 		{Container: "mp4", Video: &Video{Codec: "libx264", Preset: "ultrafast", Width: 160, Height: 120}, Path: fast},
@@ -103,7 +103,7 @@ func TestSandboxedJobs(t *testing.T) {
 	if res, err := f.r.ProbeChunks(ctxT(t), [][]byte{data}); err != nil || res.FormatName == "" {
 		t.Fatalf("ProbeChunks = %+v, %v", res, err)
 	}
-	gops := filepath.Join(f.dir, "gops")
+	gops := filepath.Join(f.dir, "transcoder-gops")
 	if err := os.Mkdir(gops, 0o700); err != nil {
 		t.Fatal(err)
 	}

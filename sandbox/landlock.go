@@ -18,7 +18,7 @@ func landlockABI() (int, error) {
 	case e == unix.ENOSYS:
 		return 0, errors.New("the kernel has no Landlock")
 	case e == unix.EOPNOTSUPP:
-		return 0, errors.New("Landlock is disabled (boot with lsm=...,landlock)")
+		return 0, errors.New("the kernel has Landlock disabled (boot with lsm=...,landlock)")
 	case e != 0:
 		return 0, fmt.Errorf("landlock: %w", e)
 	}

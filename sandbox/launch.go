@@ -105,7 +105,7 @@ func startApply(pol policy) (int, error) {
 		files = append(files, uintptr(fd))
 	}
 	files = append(files, errW.Fd())
-	env := append(os.Environ()[:0:0], envExec+"="+stageApply, envPolicy+"="+os.Getenv(envPolicy))
+	env := []string{envExec + "=" + stageApply, envPolicy + "=" + os.Getenv(envPolicy)}
 	pid, err := syscall.ForkExec("/proc/self/exe", os.Args, &syscall.ProcAttr{
 		Env: env, Files: files, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
 	_ = errW.Close()

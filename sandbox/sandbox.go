@@ -255,7 +255,7 @@ func seccompAvailable() error {
 	}
 	action := uint32(unix.SECCOMP_RET_ERRNO)
 	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_GET_ACTION_AVAIL, 0, uintptrOf(&action)); e != 0 {
-		return fmt.Errorf("%w (%v)", errNoSeccomp, e)
+		return fmt.Errorf("%w (%w)", errNoSeccomp, e)
 	}
 	return nil
 }

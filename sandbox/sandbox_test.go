@@ -172,10 +172,21 @@ func run(t *testing.T, s *Sandbox, cmd *exec.Cmd, paths Paths) (Report, error) {
 // probeIn runs the probe through s (nil: unconfined) and returns what it found.
 func probeIn(t *testing.T, s *Sandbox) probeResult {
 	t.Helper()
-	dir, outside := openDir(t), openDir(t)
+	// The probe's own files are spool files by name (transcoder-...); "outside" is not.
+	dir, err := os.MkdirTemp(os.TempDir(), "transcoder-sandbox-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	outside := openDir(t)
 	in, out, secret := filepath.Join(dir, "in"), filepath.Join(dir, "out"), filepath.Join(outside, "secret")
-	for _, f := range []string{in, secret} {
-		if err := os.WriteFile(f, []byte("data"), 0o644); err != nil {
+	// The input as the worker spools it (only the worker may read it, until it is handed
+	// over); the secret readable by anyone: only Landlock keeps the probe out.
+	for f, mode := range map[string]os.FileMode{in: 0o600, secret: 0o644} {
+		if err := os.WriteFile(f, []byte("data"), mode); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -333,7 +344,8 @@ func TestWorkerGone(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
-	case <-done:
+	case err := <-done:
+		t.Logf("launcher: %v", err) // killed with ffmpeg: its status is SIGKILL's
 	case <-time.After(10 * time.Second):
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		t.Fatal("launcher still running 10 s after the worker went")

@@ -183,8 +183,8 @@ func (s *Sandbox) prepare(bin string, p Paths) ([]rule, error) {
 }
 
 // handOver makes path usable by the sandbox user: a missing output file is created empty
-// (Landlock grants rights on files that exist), and a file or directory in the spool
-// directory is given to the user (chown, its mode kept). Anything else must already be
+// (Landlock grants rights on files that exist), and one of the worker's own spool files or
+// directories is given to the user (chown, its mode kept). Anything else must already be
 // readable (and writable, for outputs) by the user: the worker does not change files it did
 // not make.
 func (s *Sandbox) handOver(path string, create bool) error {
@@ -198,7 +198,7 @@ func (s *Sandbox) handOver(path string, create bool) error {
 	if s.uid < 0 {
 		return nil
 	}
-	if inDir(path, s.cfg.SpoolDir) {
+	if ownSpool(path, s.cfg.SpoolDir) {
 		if err := os.Lchown(path, s.uid, s.gid); err != nil {
 			return fmt.Errorf("sandbox: hand %s to the sandbox user: %w", path, err)
 		}
@@ -217,10 +217,16 @@ func (s *Sandbox) handOver(path string, create bool) error {
 	return nil
 }
 
-// inDir reports whether path lies in dir (at any depth).
-func inDir(path, dir string) bool {
+// ownSpool reports whether path is one of the worker's own spool files: in dir, under a name
+// of the worker's (transcoder-spool-..., transcoder-split-.../gop00001.ts, ...). Another
+// file there (a user's, when the spool is /tmp) is left as it is.
+func ownSpool(path, dir string) bool {
 	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
-	return err == nil && rel != "." && !strings.HasPrefix(rel, "..") && !filepath.IsAbs(rel)
+	if err != nil || filepath.IsAbs(rel) || strings.HasPrefix(rel, "..") {
+		return false
+	}
+	first, _, _ := strings.Cut(rel, string(filepath.Separator))
+	return strings.HasPrefix(first, "transcoder-")
 }
 
 func dirOf(bin string) string { return filepath.Dir(bin) }
