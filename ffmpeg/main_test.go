@@ -29,7 +29,18 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(fakeEnv); mode != "" {
 		os.Exit(runFake(mode))
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(cleanupMain{m})
+}
+
+// cleanupMain removes the sandbox tests' copy of the test binary after the tests.
+type cleanupMain struct{ m *testing.M }
+
+func (c cleanupMain) Run() int {
+	code := c.m.Run()
+	if selfCopy != "" {
+		_ = os.RemoveAll(filepath.Dir(selfCopy))
+	}
+	return code
 }
 
 // runFake is the body of the fake ffmpeg.
@@ -83,7 +94,7 @@ type fixture struct {
 	dir string
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t testing.TB) *fixture {
 	t.Helper()
 	r, err := New(Config{KillDelay: time.Second})
 	if err != nil {
@@ -94,12 +105,12 @@ func setup(t *testing.T) *fixture {
 
 // media makes a 2 s 320x240 test file with real ffmpeg from lavfi
 // sources.
-func (f *fixture) media(t *testing.T, name string, extra ...string) string {
+func (f *fixture) media(t testing.TB, name string, extra ...string) string {
 	t.Helper()
 	return f.mediaOf(t, name, "320x240", "2", extra...)
 }
 
-func (f *fixture) mediaOf(t *testing.T, name, size, seconds string, extra ...string) string {
+func (f *fixture) mediaOf(t testing.TB, name, size, seconds string, extra ...string) string {
 	t.Helper()
 	out := filepath.Join(f.dir, name)
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y",
@@ -120,6 +131,12 @@ func (f *fixture) fakeFFmpeg(t *testing.T, mode string, cfg Config) *Runner {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f.fakeFFmpegAt(t, self, mode, cfg)
+}
+
+// fakeFFmpegAt is fakeFFmpeg with the test binary at self.
+func (f *fixture) fakeFFmpegAt(t *testing.T, self, mode string, cfg Config) *Runner {
+	t.Helper()
 	script := filepath.Join(f.dir, "ffmpeg-"+mode)
 	body := fmt.Sprintf("#!/bin/sh\nexec env %s=%s %s \"$@\"\n", fakeEnv, mode, Quote([]string{self}))
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/transcoder/transcoder/sandbox"
 )
 
 // group tracks a child that leads its own process group. Signals to the
@@ -22,32 +24,45 @@ type group struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited bool
-	lim    rlimits // as set on the leader
-	cpuHit bool    // the leader was signalled for its CPU limit
+	lim    rlimits // as set on ffmpeg
+	cpuHit bool    // ffmpeg was signalled for its CPU limit
+	sbx    *sandbox.Child
+	sbxErr string // the sandbox's launcher could not start ffmpeg
 }
 
-// start starts cmd as the group's leader. It also applies the resource
-// limits Runner.command registered for cmd (RLIMIT_AS, RLIMIT_CPU) with
-// prlimit(2), right after the child exists: Go has no hook between fork and exec, and limiting the worker
-// itself is not an option. The window is small and harmless: cmd.Start
-// returns once the exec succeeded, and the limits are in place
-// microseconds later, while the dynamic loader is still mapping ffmpeg's
-// libraries (tens of milliseconds) and before main() has parsed an option.
-// For pipe input (the normal case) no byte of the input exists for the
-// child before the limits do, because the caller writes stdin only after
-// Start returned. A child whose limits cannot be set is killed: the
-// limits fail closed.
+// start starts cmd as the group's leader and applies what Runner.command registered for
+// it. Unsandboxed, the resource limits (RLIMIT_AS, RLIMIT_CPU) are set with prlimit(2) right
+// after the child exists: Go has no hook between fork and exec, and limiting the worker itself
+// is not an option. The window is small and harmless: cmd.Start returns once the exec
+// succeeded, and the limits are in place microseconds later, while the dynamic loader is still
+// mapping ffmpeg's libraries (tens of milliseconds) and before main() has parsed an option.
+// For pipe input (the normal case) no byte of the input exists for the child before the limits
+// do, because the caller writes stdin only after Start returned. A child whose limits cannot
+// be set is killed: the limits fail closed. Sandboxed, the leader is the sandbox's launcher and
+// ffmpeg sets the limits on itself before it execs (no window at all).
 func (g *group) start(cmd *exec.Cmd) error {
 	g.mu.Lock()
-	lim, _ := pendingLimits.LoadAndDelete(cmd)
+	v, _ := pendingSetup.LoadAndDelete(cmd)
+	setup, _ := v.(childSetup)
+	if setup.sbx != nil {
+		child, err := setup.sbx.Wrap(cmd, setup.paths, setup.lim.sandbox())
+		if err != nil {
+			g.mu.Unlock()
+			return err
+		}
+		g.sbx, g.lim = child, setup.lim
+	}
 	// Holding mu across Start makes an early Cancel (ctx done while
 	// starting) wait until cmd.Process is set.
 	if err := cmd.Start(); err != nil {
+		g.closeSandbox()
 		g.mu.Unlock()
 		return err
 	}
-	if l, ok := lim.(rlimits); ok {
-		set, err := l.apply(cmd.Process.Pid)
+	if g.sbx != nil {
+		g.sbx.Started()
+	} else if setup.lim.set() {
+		set, err := setup.lim.apply(cmd.Process.Pid)
 		if err != nil && !errors.Is(err, unix.ESRCH) {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			g.mu.Unlock()
@@ -60,6 +75,21 @@ func (g *group) start(cmd *exec.Cmd) error {
 	g.cmd = cmd
 	g.mu.Unlock()
 	return nil
+}
+
+func (g *group) closeSandbox() {
+	if g.sbx != nil {
+		g.sbx.Close()
+	}
+}
+
+// sandboxFailure is the error of a child whose sandbox could not be set up (ffmpeg never
+// ran), nil otherwise; valid after awaitExit.
+func (g *group) sandboxFailure(op string, args []string, tail string) error {
+	if g.sbxErr == "" {
+		return nil
+	}
+	return &Error{Op: op, Args: args, Kind: ErrInternal, Reason: "sandbox: " + g.sbxErr, StderrTail: tail}
 }
 
 // preferOOMKill makes the kernel's OOM killer take ffmpeg before anything else, the worker
@@ -95,7 +125,14 @@ func (g *group) awaitExit() {
 	}
 	g.mu.Lock()
 	g.exited = true
-	g.cpuHit = cpuLimitHit(pid, g.lim.cpu) // readable until the leader is reaped
+	if g.sbx != nil {
+		// The launcher read ffmpeg's record before it reaped ffmpeg and exited.
+		r := g.sbx.Report()
+		g.cpuHit, g.sbxErr = r.CPUHit, r.Error
+		g.sbx.Close()
+	} else {
+		g.cpuHit = cpuLimitHit(pid, g.lim.cpu) // readable until the leader is reaped
+	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	g.mu.Unlock()
 }
@@ -313,7 +350,7 @@ func (p *Process) Output(i int) *os.File { return p.outputs[i] }
 // consumer is slow; the channel is closed when ffmpeg exits.
 func (p *Process) Progress() <-chan Progress { return p.progress }
 
-// Pid is ffmpeg's pid, which is also its process group id.
+// Pid is the process group id of ffmpeg: its pid, or sandboxed, its launcher's.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Args is the argv ffmpeg runs with, without the program name.
@@ -365,6 +402,9 @@ func (p *Process) Wait() error {
 }
 
 func (p *Process) result(tail string) error {
+	if err := p.g.sandboxFailure("transcode", p.args, tail); err != nil {
+		return err
+	}
 	ps := p.cmd.ProcessState
 	if ps == nil {
 		reason := "wait failed"

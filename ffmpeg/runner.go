@@ -8,12 +8,15 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/transcoder/transcoder/sandbox"
 )
 
 // Config configures a Runner. Zero values take the documented defaults.
@@ -39,6 +42,10 @@ type Config struct {
 	// ErrInvalidInput: its output would silently miss or garble part of the input. Broadcast
 	// captures that start mid-GOP log a few decode errors at the start; set this to accept them.
 	TolerateInputErrors bool
+	// Sandbox, when set and not off, confines every ffmpeg and ffprobe (see package sandbox):
+	// a network namespace of its own, no_new_privs, seccomp, Landlock on the paths its argv
+	// names, an unprivileged user. Nil runs them unconfined.
+	Sandbox *sandbox.Sandbox
 }
 
 // Defaults for zero Config fields.
@@ -124,17 +131,46 @@ func (r *Runner) Version(ctx context.Context) (string, error) {
 	return string(bytes.TrimSpace(line)), nil
 }
 
+// SandboxStatus is the sandbox layers every child runs under.
+func (r *Runner) SandboxStatus() sandbox.Status { return r.cfg.Sandbox.Status() }
+
 // command builds a child (ffmpeg, ffprobe) in its own process group with
-// a parent-death signal and the Runner's resource limits; start it with
-// group.start (runGroup does) so that the limits are applied.
+// a parent-death signal, the Runner's resource limits and its sandbox;
+// start it with group.start (runGroup does) so that they are applied.
 func (r *Runner) command(ctx context.Context, bin string, args []string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = r.cfg.KillDelay
-	if l := r.limits(); l.set() {
-		pendingLimits.Store(cmd, l)
+	setup := childSetup{lim: r.limits()}
+	if r.cfg.Sandbox.Enabled() {
+		setup.sbx, setup.paths = r.cfg.Sandbox, argPaths(args)
+	}
+	if setup.lim.set() || setup.sbx != nil {
+		pendingSetup.Store(cmd, setup)
 	}
 	return cmd
+}
+
+// argPaths are the local files an argv names ("file:" URLs, the only protocol the whitelists
+// allow): after -i an input, otherwise an output; an output with a pattern (the segment
+// muxer's gop%05d.ts) is its directory.
+func argPaths(args []string) sandbox.Paths {
+	var p sandbox.Paths
+	for i, a := range args {
+		path, ok := strings.CutPrefix(a, "file:")
+		if !ok || path == "" {
+			continue
+		}
+		switch {
+		case i > 0 && args[i-1] == "-i":
+			p.Read = append(p.Read, path)
+		case strings.Contains(filepath.Base(path), "%"):
+			p.Dirs = append(p.Dirs, filepath.Dir(path))
+		default:
+			p.Write = append(p.Write, path)
+		}
+	}
+	return p
 }
 
 // runGroup starts cmd, kills its whole group with SIGKILL when the
@@ -147,7 +183,11 @@ func runGroup(cmd *exec.Cmd) error {
 		return err
 	}
 	g.awaitExit()
-	return cmd.Wait()
+	err := cmd.Wait()
+	if serr := g.sandboxFailure("", nil, ""); serr != nil {
+		return serr
+	}
+	return err
 }
 
 // streamProbe runs ffprobe with args, its stdout into out (a parser that folds lines as they
@@ -166,6 +206,9 @@ func (r *Runner) streamProbe(ctx context.Context, args []string, stdin io.Reader
 	}
 	g.awaitExit()
 	err := cmd.Wait()
+	if serr := g.sandboxFailure("probe", args, tail.String()); serr != nil {
+		return serr
+	}
 	if stopped != nil && stopped() {
 		return nil
 	}
@@ -178,6 +221,10 @@ func (r *Runner) streamProbe(ctx context.Context, args []string, stdin io.Reader
 
 // runError turns a failed short-lived run into an *Error.
 func (r *Runner) runError(ctx context.Context, op string, args []string, cmd *exec.Cmd, err error, tail string) error {
+	if se := (*Error)(nil); errors.As(err, &se) { // runGroup's sandbox failure
+		se.Op, se.Args, se.StderrTail = op, args, tail
+		return se
+	}
 	e := &Error{Op: op, Args: args, StderrTail: tail}
 	if cmd.ProcessState == nil {
 		e.Kind, e.Reason = ErrInternal, err.Error()
@@ -281,10 +328,26 @@ func (r *Runner) limits() rlimits {
 
 func (l rlimits) set() bool { return l.as > 0 || l.cpu > 0 }
 
-// pendingLimits carries the limits of a command from Runner.command to group.start, which
-// applies them as soon as the child exists: every ffmpeg and ffprobe is built by one and
-// started by the other.
-var pendingLimits sync.Map // *exec.Cmd -> rlimits
+// childSetup is what Runner.command decided for a child: its limits and its sandbox.
+type childSetup struct {
+	lim   rlimits
+	sbx   *sandbox.Sandbox
+	paths sandbox.Paths
+}
+
+// pendingSetup carries the setup of a command from Runner.command to group.start, which
+// applies it as the child starts: every ffmpeg and ffprobe is built by one and started by the
+// other.
+var pendingSetup sync.Map // *exec.Cmd -> childSetup
+
+// sandbox is l as the sandbox's apply stage sets it.
+func (l rlimits) sandbox() sandbox.Limits {
+	sl := sandbox.Limits{AS: l.as}
+	if l.cpu > 0 {
+		sl.CPU, sl.CPU2 = l.cpu, l.cpu+cpuGrace
+	}
+	return sl
+}
 
 // apply sets the limits on the child pid with prlimit(2) and returns the limits it set. Only
 // the child is limited, never the worker: Go offers no hook between fork and exec, and

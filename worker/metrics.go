@@ -68,7 +68,7 @@ func (m *metrics) settled(r *run, outcome string, class job.Class) {
 }
 
 // Handler serves /metrics (Prometheus), /healthz (the process answers), /readyz (started,
-// connected to NATS, streams in place), and the read-only dashboard: the page at / and its
+// connected to NATS, streams in place; its body's second line is the sandbox's layers), and the read-only dashboard: the page at / and its
 // JSON snapshot of the fleet at /api/dashboard (see Dashboard).
 func (w *Worker) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -85,7 +85,8 @@ func (w *Worker) Handler() http.Handler {
 			http.Error(rw, "not ready", http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = rw.Write([]byte("ready\n"))
+		// The detail: which sandbox layers confine ffmpeg here, and which are missing.
+		_, _ = rw.Write([]byte("ready\n" + w.cfg.FFmpeg.SandboxStatus().String() + "\n"))
 	})
 	return mux
 }

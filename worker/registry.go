@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/sandbox"
 )
 
 // The fleet: every live worker keeps an entry in this bucket, refreshed every registryBeat;
@@ -24,18 +25,20 @@ const (
 
 // WorkerInfo is a worker's entry in TRANSCODE_WORKERS.
 type WorkerInfo struct {
-	ID           string    `json:"id"`
-	Host         string    `json:"host"`
-	PID          int       `json:"pid"`
-	Version      string    `json:"version"` // ffmpeg's
-	Capabilities []string  `json:"capabilities"`
-	Slots        int       `json:"slots"`
-	Running      []string  `json:"running"`
-	RingCapacity int       `json:"ring_capacity"`
-	RingInUse    int       `json:"ring_in_use"`
-	RingReserved int       `json:"ring_reserved"`
-	Started      time.Time `json:"started"`
-	Updated      time.Time `json:"updated"`
+	ID           string   `json:"id"`
+	Host         string   `json:"host"`
+	PID          int      `json:"pid"`
+	Version      string   `json:"version"` // ffmpeg's
+	Capabilities []string `json:"capabilities"`
+	Slots        int      `json:"slots"`
+	Running      []string `json:"running"`
+	RingCapacity int      `json:"ring_capacity"`
+	RingInUse    int      `json:"ring_in_use"`
+	RingReserved int      `json:"ring_reserved"`
+	// Sandbox is the layers that confine this worker's ffmpeg (see package sandbox).
+	Sandbox sandbox.Status `json:"sandbox"`
+	Started time.Time      `json:"started"`
+	Updated time.Time      `json:"updated"`
 	// Warnings are what the worker found wrong with its setup at start (a spool_limit larger
 	// than the spool's free space, ...): it runs, but some jobs may fail for it.
 	Warnings []string `json:"warnings,omitempty"`
@@ -68,6 +71,7 @@ func (w *Worker) advertise(ctx context.Context, kv jetstream.KeyValue) {
 	info := WorkerInfo{ID: w.cfg.ID, Host: host, PID: os.Getpid(), Slots: w.cfg.Slots, Started: time.Now().UTC(), Warnings: w.warnings}
 	info.Version = w.version(ctx)
 	info.Capabilities = w.encoders(ctx)
+	info.Sandbox = w.cfg.FFmpeg.SandboxStatus()
 	t := time.NewTicker(registryBeat)
 	defer t.Stop()
 	for {

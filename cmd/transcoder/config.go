@@ -20,6 +20,7 @@ import (
 	"github.com/transcoder/transcoder/configs"
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
+	"github.com/transcoder/transcoder/sandbox"
 	"github.com/transcoder/transcoder/storage"
 	"github.com/transcoder/transcoder/worker"
 )
@@ -59,6 +60,8 @@ type fileConfig struct {
 	MaxMemory        int64           `yaml:"max_memory"`
 	MaxCPUTime       time.Duration   `yaml:"max_cpu_time"`
 	TolerateErrors   bool            `yaml:"tolerate_input_errors"`
+	Sandbox          string          `yaml:"sandbox"`
+	SandboxUser      string          `yaml:"sandbox_user"`
 	MaxWidth         int             `yaml:"max_width"`
 	MaxHeight        int             `yaml:"max_height"`
 	MaxPixels        int64           `yaml:"max_pixels"`
@@ -237,6 +240,34 @@ func setMaxProcs(log *slog.Logger) {
 func (c fileConfig) ffmpegConfig() ffmpeg.Config {
 	return ffmpeg.Config{KillDelay: c.KillDelay, Threads: c.Threads, MaxMemory: c.MaxMemory,
 		MaxCPUTime: c.MaxCPUTime, TolerateInputErrors: c.TolerateErrors}
+}
+
+// newRunner is the ffmpeg runner of worker and run alike: the same settings, the same sandbox
+// (its layers probed). An error that is not the sandbox's is ffmpeg missing.
+func (c fileConfig) newRunner() (*ffmpeg.Runner, error) {
+	sb, err := sandbox.New(sandbox.Config{Mode: sandbox.Mode(c.Sandbox), User: c.SandboxUser, SpoolDir: c.SpoolDir})
+	if err != nil {
+		return nil, err
+	}
+	fcfg := c.ffmpegConfig()
+	fcfg.Sandbox = sb
+	r, err := ffmpeg.New(fcfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w (install it: apt-get install -y ffmpeg)", err)
+	}
+	return r, nil
+}
+
+// logSandbox says once, at start, which layers confine ffmpeg: a warning when one is missing.
+func logSandbox(log *slog.Logger, st sandbox.Status) {
+	switch {
+	case st.Mode == sandbox.ModeOff:
+		log.Warn("ffmpeg runs unconfined (sandbox: off)")
+	case len(st.Missing) > 0:
+		log.Warn("ffmpeg sandbox lacks layers", "layers", st.Layers, "missing", st.Missing)
+	default:
+		log.Info("ffmpeg sandbox", "layers", st.Layers)
+	}
 }
 
 // storageConfig is the part that the storage package takes (the worker adds its JetStream for

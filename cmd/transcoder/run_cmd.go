@@ -50,9 +50,9 @@ one job wants them to: one slot, two attempts one second apart, errors only in t
 			if err != nil {
 				return err
 			}
-			runner, err := ffmpeg.New(cfg.ffmpegConfig())
+			runner, err := cfg.newRunner()
 			if err != nil {
-				return fmt.Errorf("%w (install it: apt-get install -y ffmpeg)", err)
+				return err
 			}
 			if j.ID == "" {
 				j.ID = nuid.Next()

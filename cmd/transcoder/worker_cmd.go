@@ -18,7 +18,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
-	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/natsembed"
 	"github.com/transcoder/transcoder/worker"
 )
@@ -65,10 +64,11 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	runner, err := ffmpeg.New(cfg.ffmpegConfig())
+	runner, err := cfg.newRunner()
 	if err != nil {
-		return fmt.Errorf("%w (install it: apt-get install -y ffmpeg)", err)
+		return err
 	}
+	logSandbox(log, runner.SandboxStatus())
 	url := cfg.NATS
 	if url == "" {
 		if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
