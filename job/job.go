@@ -42,6 +42,9 @@ type Job struct {
 	// Split says whether the job may be cut into chunks that many workers encode at once
 	// (nil: auto).
 	Split *Split `json:"split,omitempty"`
+
+	// Job fields of issue 14, part 2 (jobfeat): a range of the input (features.go).
+	Clip *Clip `json:"clip,omitempty"`
 }
 
 // Split modes.
@@ -94,6 +97,11 @@ type Output struct {
 	Faststart bool `json:"faststart,omitempty"`
 	// Thumbnails makes the output still images (container jpg); see Thumbnails.
 	Thumbnails *Thumbnails `json:"thumbnails,omitempty"`
+
+	// Output fields of issue 14, part 2 (jobfeat): loudness normalisation and an image
+	// overlay (features.go).
+	Loudness *Loudness `json:"loudness,omitempty"`
+	Overlay  *Overlay  `json:"overlay,omitempty"`
 }
 
 // Video describes a video encode. Width and Height are a bounding box: the output keeps the

@@ -93,6 +93,11 @@ type ResolvedOutput struct {
 	Thumbnails *Thumbnails
 	// Faststart: an mp4/m4a with its index at the front, written to a spool file first.
 	Faststart bool
+
+	// Issue 14, part 2 (jobfeat): the output's loudness normalisation and overlay, defaults
+	// filled (features.go).
+	Loudness *Loudness
+	Overlay  *Overlay
 }
 
 // Resolve applies presets to output i: fields set on the output win over its preset, which wins
@@ -130,6 +135,9 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 		if err != nil {
 			return ResolvedOutput{}, err
 		}
+		if err := resolveFeatures(o, &r, f); err != nil {
+			return ResolvedOutput{}, err
+		}
 		r.Location = loc
 		return r, nil
 	}
@@ -155,6 +163,9 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 		if err != nil {
 			return ResolvedOutput{}, err
 		}
+		if err := resolveFeatures(o, &r, f); err != nil {
+			return ResolvedOutput{}, err
+		}
 		r.Location = loc
 		return r, nil
 	}
@@ -175,6 +186,9 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 			return ResolvedOutput{}, &FieldError{f + ".faststart", fmt.Sprintf("is for mp4 and m4a, not %s", container)}
 		}
 		r.Faststart = true
+	}
+	if err := resolveFeatures(o, &r, f); err != nil {
+		return ResolvedOutput{}, err
 	}
 	r.Location = loc
 	return r, nil
@@ -375,11 +389,17 @@ func (j *Job) Encoders(presets Presets) []string {
 	return out
 }
 
-// NeedsProbe reports whether the plan depends on the input's probe: a ladder's rungs do, and
-// thumbnails (spread over the input's duration).
+// NeedsProbe reports whether the plan depends on the input's probe: a ladder's rungs do,
+// thumbnails (spread over the input's duration), a clip, an overlay and an HDR output.
 func (j *Job) NeedsProbe(presets Presets) bool {
+	if j.Clip != nil || j.KeepsHDR(presets) {
+		// The clip is checked against the input's length before ffmpeg runs; an HDR output
+		// takes the input's mastering metadata.
+		return true
+	}
 	for i := range j.Outputs {
-		if r, err := j.Resolve(i, presets); err == nil && (IsLadder(r.Container) || r.Thumbnails != nil) {
+		if r, err := j.Resolve(i, presets); err == nil && (IsLadder(r.Container) || r.Thumbnails != nil || r.Overlay != nil) {
+			// An overlay is sized on the output's exact size.
 			return true
 		}
 	}
@@ -420,6 +440,8 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 			for _, rung := range rungs {
 				out := ffmpeg.Output{Container: "mp4", Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes, Segment: r.Segment, Video: planVideo(rung.Video)}
 				toneMap(out.Video, probe)
+				keepHDR(out.Video, probe)
+				j.applyClip(&out)
 				// The probe gives the sizes: exact, so the rungs can be scaled one from the
 				// other (see ffmpeg's SplitVideo) and still be FitBox of the input.
 				out.Video.Width, out.Video.Height = FitBox(w, h, rung.Video.Width, rung.Video.Height)
@@ -430,6 +452,8 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 			}
 			if r.Audio != nil && hasAudio {
 				out := ffmpeg.Output{Container: "mp4", Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes, Segment: r.Segment, Audio: planAudio(r.Audio, probe)}
+				planLoudness(out.Audio, r.Loudness, probe)
+				j.applyClip(&out)
 				po.Spec = append(po.Spec, len(mp.Spec.Outputs))
 				po.Renditions = append(po.Renditions, Rendition{Name: "audio"})
 				mp.Spec.Outputs = append(mp.Spec.Outputs, out)
@@ -465,10 +489,16 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 		if r.Video != nil {
 			out.Video = planVideo(r.Video)
 			toneMap(out.Video, probe)
+			keepHDR(out.Video, probe)
+			if err := sizeOverlay(out.Video, r, probe); err != nil {
+				return nil, err
+			}
 		}
 		if r.Audio != nil {
 			out.Audio = planAudio(r.Audio, probe)
+			planLoudness(out.Audio, r.Loudness, probe)
 		}
+		j.applyClip(&out)
 		po.Spec = []int{len(mp.Spec.Outputs)}
 		mp.Spec.Outputs = append(mp.Spec.Outputs, out)
 		mp.Outputs = append(mp.Outputs, po)
@@ -594,6 +624,13 @@ func (j *Job) CheckMedia(presets Presets, probe *ffmpeg.ProbeResult, lim Limits)
 	}
 	if longest > lim.MaxDuration {
 		return fmt.Errorf("%w: %s long, more than the limit of %s", ErrUnsupportedMedia, longest.Round(time.Second), lim.MaxDuration)
+	}
+	frame := 40 * time.Millisecond
+	if hasVideo && vs.FrameRate > 0 {
+		frame = time.Duration(float64(time.Second) / vs.FrameRate)
+	}
+	if err := j.checkClip(longest, frame); err != nil {
+		return err
 	}
 	if hasVideo {
 		if _, _, err := displaySize(vs); err != nil {

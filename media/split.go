@@ -294,7 +294,7 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, o SplitOpt
 		t.probed(probe)
 	}
 	s.Probe = s.in.probe
-	p, err := e.plan(t, s.in)
+	p, err := e.plan(ctx, t, s.in)
 	if err != nil {
 		return err
 	}

@@ -27,11 +27,11 @@ func runCommand(stdout, stderr io.Writer) *cobra.Command {
 		allowPrivate bool
 	)
 	c := &cobra.Command{
-		Use:   "run INPUT -o OUTPUT",
+		Use:   "run {INPUT -o OUTPUT | --job FILE}",
 		Short: "Transcode one input in this process (embedded NATS, worker, submit, wait)",
-		Args:  cobra.ExactArgs(1),
+		Args:  cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			j, presets, err := jf.build(args[0])
+			j, presets, err := jf.build(firstArg(args))
 			if err != nil {
 				return err
 			}

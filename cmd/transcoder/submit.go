@@ -25,16 +25,27 @@ func submitCommand(stdout, stderr io.Writer) *cobra.Command {
 		uploadBucket string
 	)
 	c := &cobra.Command{
-		Use:   "submit {INPUT | --upload FILE} -o OUTPUT",
+		Use:   "submit {INPUT | --upload FILE} -o OUTPUT | submit --job FILE",
 		Short: "Publish a transcode job and print its id",
 		Long: `Publish a transcode job and print its id.
 
 INPUT and OUTPUT are paths or URLs: file:///abs (or a path), http(s)://..., nats://BUCKET/KEY
 (JetStream object store), s3://BUCKET/KEY. With --upload FILE the local file is first put into
 the object store (nats://` + "`--upload-bucket`" + `/JOB_ID/NAME) and the job reads it from there, so
-workers on other machines need no shared disk.`,
+workers on other machines need no shared disk.
+
+With --job FILE the job is the file: the whole job in its JSON wire format (version 1), for what
+the flags cannot express (several presets, clip, loudness, overlay...). It replaces INPUT and the
+job flags (--preset, -o, --id, --meta, --priority, --timeout, --split, --chunk, --faststart),
+which are refused beside it; --upload is refused too (name the input in the file).`,
 		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if jf.jobFile != "" {
+				if upload != "" {
+					return usageError{fmt.Errorf("--job FILE names its input: not with --upload")}
+				}
+				return submitJob(cmd.Context(), &jf, &cf, firstArg(args), wait, dryRun, stdout, stderr)
+			}
 			if (upload == "") == (len(args) == 0) {
 				return usageError{fmt.Errorf("give an INPUT or --upload FILE (one of them)")}
 			}
@@ -155,4 +166,42 @@ func hasAll(have, need []string) bool {
 		}
 	}
 	return true
+}
+
+// submitJob submits the job of --job FILE: validated, printed (--dry-run) or published.
+func submitJob(ctx context.Context, jf *jobFlags, cf *clientFlags, input string, wait, dryRun bool, stdout, stderr io.Writer) error {
+	j, presets, err := jf.build(input)
+	if err != nil {
+		return err
+	}
+	if dryRun {
+		return writeJSON(stdout, j, false)
+	}
+	nc, err := cf.connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	cl, err := worker.NewClient(ctx, nc)
+	if err != nil {
+		return err
+	}
+	warnCapabilities(ctx, cl, j.Encoders(presets), stderr)
+	id, err := cl.Submit(ctx, j)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, id)
+	if !wait {
+		return nil
+	}
+	return waitJob(ctx, cl, id, stdout, stderr)
+}
+
+// firstArg is the command's one optional argument, "" when absent.
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }
