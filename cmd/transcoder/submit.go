@@ -136,7 +136,7 @@ func waitJob(ctx context.Context, cl *worker.Client, id string, stdout, stderr i
 		return &jobFailedError{ev}
 	}
 	for _, o := range ev.Outputs {
-		fmt.Fprintf(stdout, "%s  %d bytes  %.2fs  %dx%d  sha256:%s\n", o.URL, o.Size, o.Duration, o.Width, o.Height, o.SHA256)
+		fmt.Fprintf(stdout, "%s  %d bytes  %.2fs  %dx%d  sha256:%s%s\n", o.URL, o.Size, o.Duration, o.Width, o.Height, o.SHA256, outputNotes(o))
 	}
 	return nil
 }
@@ -204,4 +204,17 @@ func firstArg(args []string) string {
 		return ""
 	}
 	return args[0]
+}
+
+// outputNotes are what an output's result says beyond its size: its loudness (input -> output)
+// and what became of an HDR input.
+func outputNotes(o job.OutputResult) string {
+	var s string
+	if l := o.Loudness; l != nil {
+		s += fmt.Sprintf("  loudness %.1f -> %.1f LUFS (true peak %.1f dBTP)", l.Input.I, l.Output.I, l.Output.TP)
+	}
+	if o.HDR != "" {
+		s += "  hdr " + o.HDR
+	}
+	return s
 }
