@@ -70,7 +70,9 @@ func TestFeatureSpecValidate(t *testing.T) {
 	}
 	for name, edit := range map[string]func(*Output){
 		"unmeasured loudness": func(o *Output) { o.Audio.Loudness = &Loudness{Target: -16, TruePeak: -1.5} },
-		"overlay not spooled": func(o *Output) { o.Video.Overlay = &Overlay{Format: "png_pipe", Width: 100, Position: "center", Opacity: 1} },
+		"overlay not spooled": func(o *Output) {
+			o.Video.Overlay = &Overlay{Format: "png_pipe", Width: 100, Position: "center", Opacity: 1}
+		},
 		"overlay demuxer": func(o *Output) {
 			o.Video.Overlay = &Overlay{Path: "/l.png", Format: "image2", Width: 100, Position: "center", Opacity: 1}
 		},

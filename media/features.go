@@ -195,18 +195,29 @@ func (e *Engine) verifyLoudness(ctx context.Context, want ffmpeg.Output, path st
 	return diffs, nil
 }
 
-// colourResult says what became of an HDR input's colour in a video output, and checks that an
-// HDR output is tagged with the transfer it keeps.
-func colourResult(want *ffmpeg.Video, v *ffmpeg.StreamSpan, res *job.OutputResult) []string {
-	switch {
-	case want == nil:
-	case want.HDR != nil:
-		res.HDR = job.HDRKept
-		if v != nil && v.Transfer != want.HDR.Colour.Transfer {
-			return []string{fmt.Sprintf("an HDR output tagged %q, its input %q", v.Transfer, want.HDR.Colour.Transfer)}
-		}
-	case want.ToneMap != nil && want.ToneMap.HDR():
-		res.HDR = job.HDRToneMapped
+// checkHDR checks that an HDR output is tagged with the transfer it keeps.
+func checkHDR(want *ffmpeg.Video, v *ffmpeg.StreamSpan) []string {
+	if want != nil && want.HDR != nil && v != nil && v.Transfer != want.HDR.Colour.Transfer {
+		return []string{fmt.Sprintf("an HDR output tagged %q, its input %q", v.Transfer, want.HDR.Colour.Transfer)}
 	}
 	return nil
+}
+
+// hdrResults say in each output's result what became of an HDR input's HDR, from the plan: kept
+// (every video of the output, a ladder's every rung, keeps it) or tone-mapped.
+func hdrResults(results []job.OutputResult, p *Plan) {
+	for i, po := range p.Outputs {
+		if i >= len(results) {
+			return
+		}
+		for _, si := range po.Spec {
+			switch v := p.Spec.Outputs[si].Video; {
+			case v == nil:
+			case v.HDR != nil:
+				results[i].HDR = job.HDRKept
+			case v.ToneMap != nil && v.ToneMap.HDR():
+				results[i].HDR = job.HDRToneMapped
+			}
+		}
+	}
 }

@@ -219,7 +219,9 @@ func TestOverlayNotImage(t *testing.T) {
 		url  string
 		want func(error) bool
 	}{
-		"text":      {text, func(err error) bool { return job.ClassOf(err) == job.ClassInvalidInput && errors.Is(err, media.ErrNotImage) }},
+		"text": {text, func(err error) bool {
+			return job.ClassOf(err) == job.ClassInvalidInput && errors.Is(err, media.ErrNotImage)
+		}},
 		"truncated": {truncated, func(err error) bool { return job.ClassOf(err) == job.ClassInvalidInput }},
 		"missing":   {filepath.Join(dir, "none.png"), func(err error) bool { return errors.Is(err, storage.ErrNotFound) }},
 	} {

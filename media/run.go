@@ -39,7 +39,11 @@ func (e *Engine) Run(ctx context.Context, t *Task) ([]job.OutputResult, error) {
 	if t.Chunk != nil {
 		frames = t.Chunk.Frames
 	}
-	return e.finish(ctx, t, outs, frames)
+	results, err := e.finish(ctx, t, outs, frames)
+	if err == nil {
+		hdrResults(results, p)
+	}
+	return results, err
 }
 
 // finish verifies the outputs ffmpeg wrote (frames: the video frames each must have, 0 when

@@ -290,6 +290,9 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, o SplitOpt
 		if err != nil {
 			return err
 		}
+		if err := e.frameHDR(ctx, t, s.in, probe); err != nil {
+			return err
+		}
 		s.in.probe = probe
 		t.probed(probe)
 	}

@@ -70,7 +70,7 @@ func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, p
 	if v != nil && c.frames > 0 && v.Packets != c.frames {
 		diffs = append(diffs, fmt.Sprintf("video has %d frames, its chunks %d", v.Packets, c.frames))
 	}
-	diffs = append(diffs, colourResult(want.Video, v, &res)...)
+	diffs = append(diffs, checkHDR(want.Video, v)...)
 	if a != nil {
 		loud, err := e.verifyLoudness(ctx, want, path, &res)
 		if err != nil {
