@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Loudness normalises an output's audio to an EBU R128 integrated loudness with loudnorm, in
@@ -213,13 +214,22 @@ var audioStreamRe = regexp.MustCompile(`^0:(p:[0-9]{1,5}:)?a:[0-9]{1,2}$`)
 
 // MeasureLoudness measures the integrated loudness, loudness range and true peak of one audio
 // stream (stream: AudioStream) of a local file, with ffmpeg's ebur128 filter: it decodes that
-// stream only (the video is neither decoded nor read further than the demuxer must).
-func (r *Runner) MeasureLoudness(ctx context.Context, path, stream string) (LoudnessMeasure, error) {
-	if !strings.HasPrefix(path, "/") || strings.ContainsRune(path, 0) || !audioStreamRe.MatchString(stream) {
-		return LoudnessMeasure{}, &SpecError{Field: "loudness", Msg: "an absolute local file and an audio stream specifier"}
+// stream only (the video is neither decoded nor read further than the demuxer must). start and
+// length, when > 0, measure only that range (a clip), which ffmpeg seeks to and cuts to the
+// sample.
+func (r *Runner) MeasureLoudness(ctx context.Context, path, stream string, start, length time.Duration) (LoudnessMeasure, error) {
+	if !strings.HasPrefix(path, "/") || strings.ContainsRune(path, 0) || !audioStreamRe.MatchString(stream) || start < 0 || length < 0 {
+		return LoudnessMeasure{}, &SpecError{Field: "loudness", Msg: "an absolute local file, an audio stream specifier, a range"}
 	}
 	a := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"}
-	a = append(append(a, ProbeDepth...), inputArgs(Input{Path: path})...)
+	a = append(a, ProbeDepth...)
+	if start > 0 {
+		a = append(a, "-ss", strconv.FormatFloat(start.Seconds(), 'f', -1, 64))
+	}
+	if length > 0 {
+		a = append(a, "-t", strconv.FormatFloat(length.Seconds(), 'f', -1, 64))
+	}
+	a = append(a, inputArgs(Input{Path: path})...)
 	a = append(a, "-map", stream, "-vn", "-sn", "-dn", "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-")
 	cmd := r.command(ctx, r.cfg.FFmpeg, a)
 	tail := newTailBuffer(r.cfg.StderrTail)

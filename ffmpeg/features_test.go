@@ -102,7 +102,7 @@ func TestMeasureLoudness(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		m, err := r.MeasureLoudness(context.Background(), path, AudioStream(0, 0))
+		m, err := r.MeasureLoudness(context.Background(), path, AudioStream(0, 0), 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func TestMeasureLoudness(t *testing.T) {
 	if d := got[0].I - got[1].I; math.Abs(d-10) > 0.2 || got[0].Silent {
 		t.Errorf("measured %+v: want 10 LU apart", got)
 	}
-	if _, err := r.MeasureLoudness(context.Background(), filepath.Join(dir, "0dB.wav"), "0:a:0;rm"); !errors.Is(err, ErrSpec) {
+	if _, err := r.MeasureLoudness(context.Background(), filepath.Join(dir, "0dB.wav"), "0:a:0;rm", 0, 0); !errors.Is(err, ErrSpec) {
 		t.Errorf("a stream specifier that is not one: %v", err)
 	}
 }

@@ -259,18 +259,25 @@ func planLoudness(a *ffmpeg.Audio, l *Loudness, probe *ffmpeg.ProbeResult) {
 		return
 	}
 	a.Loudness = &ffmpeg.Loudness{Target: l.Target, TruePeak: *l.TruePeak - truePeakMargin, Limit: *l.TruePeak, SampleRate: a.SampleRate}
-	if a.SampleRate == 0 && probe != nil {
-		n := 0
-		for _, s := range probe.Streams {
-			if s.Type == "audio" {
-				if n == a.Track {
-					a.Loudness.SampleRate = s.SampleRate
-					break
-				}
-				n++
-			}
-		}
+	if probe == nil {
+		return
 	}
+	n := 0
+	for _, s := range probe.Streams {
+		if s.Type != "audio" {
+			continue
+		}
+		if n == a.Track {
+			if a.SampleRate == 0 {
+				a.Loudness.SampleRate = s.SampleRate
+			}
+			return
+		}
+		n++
+	}
+	// An input without that track: the output has no audio (its map is optional), nothing to
+	// measure or normalise.
+	a.Loudness = nil
 }
 
 // planOverlay sizes the overlay on a video output of exact size w x h (from the probe); the

@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/job"
@@ -55,23 +56,30 @@ func (e *Engine) frameHDR(ctx context.Context, t *Task, in *input, pr *ffmpeg.Pr
 func (e *Engine) measureLoudness(ctx context.Context, t *Task, in *input, p *Plan) error {
 	measured := map[string]*ffmpeg.LoudnessMeasure{}
 	for i := range p.Spec.Outputs {
-		a := p.Spec.Outputs[i].Audio
+		o := &p.Spec.Outputs[i]
+		a := o.Audio
 		if a == nil || a.Loudness == nil || a.Loudness.Measured != nil {
 			continue
 		}
+		// A clip is measured as it is cut: its own loudness, not the whole track's.
+		length := time.Duration(0)
+		if o.Start > 0 || o.Duration < e.cfg.Limits.MaxDuration {
+			length = o.Duration
+		}
 		stream := ffmpeg.AudioStream(p.Spec.Program, a.Track)
-		if m, ok := measured[stream]; ok {
+		key := fmt.Sprint(stream, o.Start, length)
+		if m, ok := measured[key]; ok {
 			a.Loudness.Measured = m
 			continue
 		}
 		if in.filePath() == "" {
 			return fmt.Errorf("media: loudness: the input is not spooled")
 		}
-		m, err := e.cfg.FFmpeg.MeasureLoudness(ctx, in.filePath(), stream)
+		m, err := e.cfg.FFmpeg.MeasureLoudness(ctx, in.filePath(), stream, o.Start, length)
 		if err != nil {
 			return fmt.Errorf("measure the input's loudness: %w", err)
 		}
-		a.Loudness.Measured, measured[stream] = &m, &m
+		a.Loudness.Measured, measured[key] = &m, &m
 	}
 	if len(measured) > 0 {
 		t.phase("loudness")
@@ -166,6 +174,19 @@ func clipped(s *ffmpeg.Stream, want ffmpeg.Output, lim job.Limits) *ffmpeg.Strea
 	return &c
 }
 
+// clipSpan is how much of an input of duration d (0: unknown) a clip leaves: what a ladder's
+// renditions must last.
+func clipSpan(d time.Duration, c *job.Clip) time.Duration {
+	if c == nil || d <= 0 {
+		return d
+	}
+	end := d
+	if c.End != 0 {
+		end = min(end, time.Duration(c.End))
+	}
+	return max(0, end-time.Duration(c.Start))
+}
+
 // loudnessTolerance is how far from its target an output's integrated loudness may be (EBU
 // R128's own tolerance for programmes is ±1 LU).
 const loudnessTolerance = 1.0
@@ -177,7 +198,7 @@ func (e *Engine) verifyLoudness(ctx context.Context, want ffmpeg.Output, path st
 		return nil, nil
 	}
 	l := want.Audio.Loudness
-	m, err := e.cfg.FFmpeg.MeasureLoudness(ctx, path, "0:a:0")
+	m, err := e.cfg.FFmpeg.MeasureLoudness(ctx, path, "0:a:0", 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("measure the output's loudness: %w", err)
 	}

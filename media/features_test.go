@@ -297,23 +297,98 @@ func TestHDRPresetKeepsHDR(t *testing.T) {
 	})
 }
 
-// TestHDRPresetRealHLG: the real-world corpus' HLG HEVC phone clip stays HLG BT.2020 10-bit.
-// Skipped where the corpus is not checked out beside the repository.
-func TestHDRPresetRealHLG(t *testing.T) {
-	in, err := filepath.Abs("../../shared/media/realworld/mp4_hlg10-color-test.mp4")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(in); err != nil {
-		t.Skip("real-world corpus not found:", err)
-	}
+// TestHDRPresetReal: real HDR files of the corpus stay HDR on hevc-1080p-hdr: the HLG HEVC
+// phone clip keeps HLG, and the PQ AV1 sample, whose mastering display and content light level
+// are in its container (mdcv, clli), has them in the HEVC output's SEI. Skipped where the corpus
+// is not checked out beside the repository.
+func TestHDRPresetReal(t *testing.T) {
 	e := engine(t)
-	out := filepath.Join(t.TempDir(), "hlg.mp4")
-	results, err := runJob(t, e, &job.Job{Input: "file://" + in, Outputs: []job.Output{{URL: "file://" + out, Preset: "hevc-1080p-hdr", Video: &job.Video{Preset: "ultrafast"}}}}, nil)
+	for _, c := range []struct {
+		file, colour string
+		meta         bool
+	}{
+		{"mp4_hlg10-color-test.mp4", "yuv420p10le,bt2020nc,arib-std-b67,bt2020", false},
+		{"mp4_sample_with_colr_mdcv_and_clli.mp4", "yuv420p10le,bt2020nc,smpte2084,bt2020", true},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			in, err := filepath.Abs("../../shared/media/realworld/" + c.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(in); err != nil {
+				t.Skip("real-world corpus not found:", err)
+			}
+			out := filepath.Join(t.TempDir(), "hdr.mp4")
+			results, err := runJob(t, e, &job.Job{Input: "file://" + in, Outputs: []job.Output{{URL: "file://" + out, Preset: "hevc-1080p-hdr", Video: &job.Video{Preset: "ultrafast"}}}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := colourOf(t, out); got != c.colour || results[0].HDR != job.HDRKept {
+				t.Errorf("%s (result %q), want %s kept", got, results[0].HDR, c.colour)
+			}
+			if !c.meta {
+				return
+			}
+			frame, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_frames", out).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"Mastering display metadata", "red_x=33899/50000", "max_content=1100", "max_average=180"} {
+				if !strings.Contains(string(frame), want) {
+					t.Errorf("output's first frame lacks %s", want)
+				}
+			}
+		})
+	}
+}
+
+// TestClipLadder: a clipped ladder's renditions last the clip (its verification expects that,
+// not the input's length), and its HLS playlists say so.
+func TestClipLadder(t *testing.T) {
+	e := engine(t)
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 5, Size: "640x360"})
+	dir := t.TempDir()
+	results, err := runJob(t, e, &job.Job{Input: "file://" + in, Clip: &job.Clip{Start: job.Duration(time.Second), End: job.Duration(3 * time.Second)},
+		Outputs: []job.Output{{URL: "file://" + dir + "/hls/", Preset: "hls-abr"}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := colourOf(t, out), "yuv420p10le,bt2020nc,arib-std-b67,bt2020"; got != want || results[0].HDR != job.HDRKept {
-		t.Errorf("real HLG: %s (result %q), want %s kept", got, results[0].HDR, want)
+	if d := results[0].Duration; math.Abs(d-2) > 0.1 {
+		t.Errorf("clipped ladder lasts %.3fs, want 2s", d)
+	}
+}
+
+// TestLoudnessWithoutAudio: an input with no audio track has nothing to normalise: the output
+// is video-only, as any audio output of it, and reports no loudness.
+func TestLoudnessWithoutAudio(t *testing.T) {
+	e := engine(t)
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 1, NoAudio: true})
+	results, err := runJob(t, e, &job.Job{Input: "file://" + in, Outputs: []job.Output{{URL: "file://" + filepath.Join(t.TempDir(), "o.mp4"),
+		Preset: "h264-480p", Video: &job.Video{Preset: "ultrafast"}, Loudness: &job.Loudness{Target: -16}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if results[0].Loudness != nil || len(results[0].Streams) != 1 {
+		t.Errorf("result %+v: want video only, no loudness", results[0])
+	}
+}
+
+// TestLoudnessOfClip: a clip is normalised by its own loudness, not the whole track's: the
+// track is 20 dB quieter before the clip than in it.
+func TestLoudnessOfClip(t *testing.T) {
+	e := engine(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.mkv")
+	ffmpegLog(t, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i",
+		"sine=frequency=440:sample_rate=48000,volume='if(lt(t,3),0.02,0.2)':eval=frame", "-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "flac", in)
+	out := filepath.Join(dir, "clip.mp4")
+	results, err := runJob(t, e, &job.Job{Input: "file://" + in, Clip: &job.Clip{Start: job.Duration(3 * time.Second)}, Outputs: []job.Output{{URL: "file://" + out,
+		Preset: "h264-480p", Video: &job.Video{Preset: "ultrafast"}, Loudness: &job.Loudness{Target: -16}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := ffmpegLog(t, "-i", out, "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-")
+	if i := lastFloat(t, log, "I:"); math.Abs(i+16) > 1 {
+		t.Errorf("clip at %.1f LUFS, want -16 ±1 (input measured %+v)", i, results[0].Loudness)
 	}
 }

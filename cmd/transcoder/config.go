@@ -41,6 +41,8 @@ type fileConfig struct {
 	ProbeBytes       int             `yaml:"probe_bytes"`
 	SpoolDir         string          `yaml:"spool_dir"`
 	SpoolLimit       int64           `yaml:"spool_limit"`
+	OverlayMaxBytes  int64           `yaml:"overlay_max_bytes"`
+	OverlayMaxPixels int64           `yaml:"overlay_max_pixels"`
 	AckWait          time.Duration   `yaml:"ack_wait"`
 	Heartbeat        time.Duration   `yaml:"heartbeat"`
 	StallTimeout     time.Duration   `yaml:"stall_timeout"`

@@ -109,7 +109,7 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 		Conn: nc, FFmpeg: runner, Presets: presets, Logger: log, StorageConfig: cfg.storageConfig(),
 		ID: cfg.ID, Slots: cfg.Slots, RingBuffers: cfg.RingBuffers, ChanDepth: cfg.ChanDepth,
 		MaxOutputs: cfg.MaxOutputs, ProbeBytes: cfg.ProbeBytes, SpoolDir: cfg.SpoolDir,
-		SpoolLimit: cfg.SpoolLimit, AckWait: cfg.AckWait, Heartbeat: cfg.Heartbeat,
+		SpoolLimit: cfg.SpoolLimit, OverlayMaxBytes: cfg.OverlayMaxBytes, OverlayMaxPixels: cfg.OverlayMaxPixels, AckWait: cfg.AckWait, Heartbeat: cfg.Heartbeat,
 		StallTimeout: cfg.StallTimeout, SplitMinDuration: cfg.SplitMinDuration, MaxDeliver: cfg.MaxDeliver, Backoff: cfg.Backoff,
 		TimeoutFloor: cfg.TimeoutFloor, TimeoutFactor: cfg.TimeoutFactor, TimeoutCap: cfg.TimeoutCap,
 		ProgressInterval: cfg.ProgressInterval, Limits: cfg.limits(), Encoders: cfg.Encoders,
