@@ -224,6 +224,19 @@ func checkHDR(want *ffmpeg.Video, v *ffmpeg.StreamSpan) []string {
 	return nil
 }
 
+// videoRange is the HLS VIDEO-RANGE of a ladder whose video renditions keep HDR: PQ or HLG.
+func videoRange(p *Plan, po PlannedOutput) string {
+	for _, si := range po.Spec {
+		if v := p.Spec.Outputs[si].Video; v != nil && v.HDR != nil {
+			if v.HDR.Colour.Transfer == "smpte2084" {
+				return "PQ"
+			}
+			return "HLG"
+		}
+	}
+	return ""
+}
+
 // hdrResults say in each output's result what became of an HDR input's HDR, from the plan: kept
 // (every video of the output, a ladder's every rung, keeps it) or tone-mapped.
 func hdrResults(results []job.OutputResult, p *Plan) {

@@ -392,3 +392,27 @@ func TestLoudnessOfClip(t *testing.T) {
 		t.Errorf("clip at %.1f LUFS, want -16 ±1 (input measured %+v)", i, results[0].Loudness)
 	}
 }
+
+// TestHDRLadder: hls-abr-hdr keeps an HDR10 input HDR in every rendition, and the master
+// playlist marks its variants VIDEO-RANGE=PQ (players that cannot show HDR skip them).
+func TestHDRLadder(t *testing.T) {
+	e := engine(t)
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 1, Size: "854x480", Codec: "libx265", Extra: []string{
+		"-pix_fmt", "yuv420p10le", "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+		"-preset", "ultrafast", "-x265-params", "log-level=error:max-cll=1000,400:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"}})
+	dir := t.TempDir()
+	results, err := runJob(t, e, &job.Job{Input: "file://" + in, Outputs: []job.Output{{URL: "file://" + dir + "/hls/", Preset: "hls-abr-hdr"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, err := os.ReadFile(filepath.Join(dir, "hls", "master.m3u8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(master), "VIDEO-RANGE=PQ"); n == 0 || n != strings.Count(string(master), "EXT-X-STREAM-INF") || results[0].HDR != job.HDRKept {
+		t.Errorf("master playlist (result %q):\n%s\nwant every variant VIDEO-RANGE=PQ", results[0].HDR, master)
+	}
+	if got := colourOf(t, filepath.Join(dir, "hls", "480p", "init.mp4")); !strings.HasPrefix(got, "yuv420p10le,bt2020nc,smpte2084,bt2020") {
+		t.Errorf("480p rendition: %s, want HDR10", got)
+	}
+}

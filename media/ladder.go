@@ -46,6 +46,9 @@ type ladderSink struct {
 	out    *atomic.Int64
 	// written is every object published so far (segments from the moment they are created).
 	written published // exists once the master playlist is out
+	// videoRange is the HLS VIDEO-RANGE of the video renditions: PQ or HLG when they keep an
+	// HDR input's HDR (hls-abr-hdr), "" otherwise.
+	videoRange string
 }
 
 // rendition is one stream of a ladder and the segment.Handler of its Segmenter.
@@ -315,6 +318,7 @@ func (l *ladderSink) writePlaylists() (job.OutputResult, error) {
 			v := segment.Variant{
 				URI: r.name + "/" + segment.MediaPlaylistName, Bandwidth: peak + audioPeak, AverageBandwidth: avg + audioAvg,
 				Width: r.track.Width, Height: r.track.Height, FrameRate: frameRate(r), Codecs: codecs(r.track.Codec),
+				VideoRange: l.videoRange,
 			}
 			if audio != nil {
 				v.Audio = "audio"
