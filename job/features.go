@@ -241,6 +241,22 @@ func (j *Job) checkClip(d time.Duration, frame time.Duration) error {
 	return nil
 }
 
+// clipBound is the length a clip is checked against: the longest of the video and audio streams
+// used, which ffmpeg's clock starts at the first of (a container's duration may count from 0 a
+// stream that starts at 10 s), else the container's duration.
+func clipBound(src *ffmpeg.ProbeResult) time.Duration {
+	var d time.Duration
+	for _, s := range src.Streams {
+		if s.Type == "video" && !s.AttachedPic || s.Type == "audio" {
+			d = max(d, s.Duration)
+		}
+	}
+	if d == 0 {
+		return src.Duration
+	}
+	return d
+}
+
 // applyClip makes an ffmpeg output the job's clip of the input: from Start (-ss), and no
 // longer than End-Start (-t, under the duration limit already there).
 func (j *Job) applyClip(out *ffmpeg.Output) {

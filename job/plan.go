@@ -629,7 +629,7 @@ func (j *Job) CheckMedia(presets Presets, probe *ffmpeg.ProbeResult, lim Limits)
 	if hasVideo && vs.FrameRate > 0 {
 		frame = time.Duration(float64(time.Second) / vs.FrameRate)
 	}
-	if err := j.checkClip(longest, frame); err != nil {
+	if err := j.checkClip(clipBound(src), frame); err != nil {
 		return err
 	}
 	if hasVideo {

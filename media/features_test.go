@@ -416,3 +416,76 @@ func TestHDRLadder(t *testing.T) {
 		t.Errorf("480p rendition: %s, want HDR10", got)
 	}
 }
+
+// TestClipReal: a clip of the corpus' file whose first frame is at 10 s (the clock starts
+// there: "1s" is a second into it) has the 60 frames of 1-3 s, the first one the input's at 1 s;
+// a clip past its 4 s of video is refused (its container claims 14 s). Skipped where the corpus
+// is not checked out beside the repository.
+func TestClipReal(t *testing.T) {
+	in, err := filepath.Abs("../../shared/media/realworld/mp4_bbb_800x640_768kbps_30fps_avc_2b_firstpts_10_sec.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(in); err != nil {
+		t.Skip("real-world corpus not found:", err)
+	}
+	e := engine(t)
+	out := filepath.Join(t.TempDir(), "clip.mp4")
+	results, err := runJob(t, e, &job.Job{Input: "file://" + in, Clip: &job.Clip{Start: job.Duration(time.Second), End: job.Duration(3 * time.Second)},
+		Outputs: []job.Output{{URL: "file://" + out, Preset: "h264-480p", Video: &job.Video{Preset: "ultrafast"}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if results[0].Frames != 60 {
+		t.Errorf("%d frames, want 60", results[0].Frames)
+	}
+	size := strings.Replace(testenv.Probe(t, out, "stream=width,height", "v:0"), ",", ":", 1)
+	log := ffmpegLog(t, "-i", out, "-ss", "1", "-i", in, "-lavfi",
+		"[0:v]trim=end_frame=1,setpts=PTS-STARTPTS[a];[1:v]trim=end_frame=1,setpts=PTS-STARTPTS,scale="+size+",setsar=1[b];[a][b]psnr", "-f", "null", "-")
+	if psnr := lastFloat(t, log, "average:"); psnr < 30 {
+		t.Errorf("first frame is not the input's at 1 s: PSNR %.1f dB", psnr)
+	}
+	_, err = runJob(t, e, &job.Job{Input: "file://" + in, Clip: &job.Clip{Start: job.Duration(5 * time.Second)},
+		Outputs: []job.Output{{URL: "file://" + out + ".2.mp4", Preset: "h264-480p"}}}, nil)
+	if !errors.Is(err, job.ErrUnsupportedMedia) || !strings.Contains(err.Error(), "clip.start") {
+		t.Errorf("clip from 5 s of 4 s: %v, want refused naming clip.start", err)
+	}
+}
+
+// TestLoudnessAndOverlayReal: the corpus' rotated phone recording (-28.7 LUFS) comes out at
+// -16 LUFS, and a logo lands in the top-left corner of the upright (portrait) picture. Skipped
+// where the corpus is not checked out beside the repository.
+func TestLoudnessAndOverlayReal(t *testing.T) {
+	in, err := filepath.Abs("../../shared/media/realworld/mp4_internal_emulator_transformer_output_270_rotated.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(in); err != nil {
+		t.Skip("real-world corpus not found:", err)
+	}
+	e := engine(t)
+	dir := t.TempDir()
+	logo := filepath.Join(dir, "logo.png")
+	ffmpegLog(t, "-v", "error", "-f", "lavfi", "-i", "color=red:s=64x32", "-frames:v", "1", logo)
+	loud, marked := filepath.Join(dir, "loud.mp4"), filepath.Join(dir, "logo.mp4")
+	results, err := runJob(t, e, &job.Job{Input: "file://" + in, Outputs: []job.Output{
+		{URL: "file://" + loud, Preset: "h264-480p", Video: &job.Video{Preset: "ultrafast"}, Loudness: &job.Loudness{Target: -16}},
+		{URL: "file://" + marked, Preset: "h264-480p", Video: &job.Video{Preset: "ultrafast"}, Overlay: &job.Overlay{URL: "file://" + logo, Position: "top-left", Width: "20%"}},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := ffmpegLog(t, "-i", loud, "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-")
+	if i := lastFloat(t, log, "I:"); math.Abs(i+16) > 1 || math.Abs(results[0].Loudness.Input.I+28.7) > 0.5 {
+		t.Errorf("output at %.1f LUFS, want -16 ±1 (result %+v)", i, results[0].Loudness)
+	}
+	if w, h := results[1].Width, results[1].Height; h <= w {
+		t.Fatalf("output %dx%d: want the upright portrait picture", w, h)
+	}
+	// 20% of the width, 10 px in: the logo's centre.
+	w := results[1].Width
+	b := rawFrame(t, marked, "crop=4:4:"+strconv.Itoa(10+w/10)+":"+strconv.Itoa(10+w/20)+",scale=1:1:flags=area,format=rgb24")
+	if b[0] < 180 || b[1] > 80 || b[2] > 80 {
+		t.Errorf("top-left logo's centre is rgb(%d,%d,%d), want red", b[0], b[1], b[2])
+	}
+}
