@@ -483,22 +483,10 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 			mp.Outputs = append(mp.Outputs, po)
 			continue
 		}
-		// The caps are ffmpeg's too: an input that probed short but plays for hours (a
-		// timestamp gap) still cannot make an output longer or larger than the limits.
-		out := ffmpeg.Output{Container: r.Container, Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes}
-		if r.Video != nil {
-			out.Video = planVideo(r.Video)
-			toneMap(out.Video, probe)
-			keepHDR(out.Video, probe)
-			if err := sizeOverlay(out.Video, r, probe); err != nil {
-				return nil, err
-			}
+		out, err := j.planFile(r, probe, lim)
+		if err != nil {
+			return nil, err
 		}
-		if r.Audio != nil {
-			out.Audio = planAudio(r.Audio, probe)
-			planLoudness(out.Audio, r.Loudness, probe)
-		}
-		j.applyClip(&out)
 		po.Spec = []int{len(mp.Spec.Outputs)}
 		mp.Spec.Outputs = append(mp.Spec.Outputs, out)
 		mp.Outputs = append(mp.Outputs, po)
@@ -510,6 +498,27 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 		}
 	}
 	return mp, nil
+}
+
+// planFile is the ffmpeg output of a single-file output. The caps are ffmpeg's too: an input
+// that probed short but plays for hours (a timestamp gap) still cannot make an output longer or
+// larger than the limits.
+func (j *Job) planFile(r ResolvedOutput, probe *ffmpeg.ProbeResult, lim Limits) (ffmpeg.Output, error) {
+	out := ffmpeg.Output{Container: r.Container, Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes}
+	if r.Video != nil {
+		out.Video = planVideo(r.Video)
+		toneMap(out.Video, probe)
+		keepHDR(out.Video, probe)
+		if err := sizeOverlay(out.Video, r, probe); err != nil {
+			return out, err
+		}
+	}
+	if r.Audio != nil {
+		out.Audio = planAudio(r.Audio, probe)
+		planLoudness(out.Audio, r.Loudness, probe)
+	}
+	j.applyClip(&out)
+	return out, nil
 }
 
 // toneMap makes an SDR video output of an HDR (or BT.2020) input convert it to BT.709: v is
