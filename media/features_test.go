@@ -489,3 +489,46 @@ func TestLoudnessAndOverlayReal(t *testing.T) {
 		t.Errorf("top-left logo's centre is rgb(%d,%d,%d), want red", b[0], b[1], b[2])
 	}
 }
+
+// TestOverlayWithLadder: beside a ladder (one decode split among every video output) the
+// overlay output gets its image in the split graph, and the ladder none.
+func TestOverlayWithLadder(t *testing.T) {
+	e := engine(t)
+	dir := t.TempDir()
+	logo := filepath.Join(dir, "logo.png")
+	ffmpegLog(t, "-v", "error", "-f", "lavfi", "-i", "color=red:s=64x64", "-frames:v", "1", logo)
+	in := testenv.MakeClip(t, testenv.Clip{Seconds: 1, Size: "854x480"})
+	out := filepath.Join(dir, "logo.mp4")
+	if _, err := runJob(t, e, &job.Job{Input: "file://" + in, Outputs: []job.Output{
+		{URL: "file://" + dir + "/hls/", Preset: "hls-abr"},
+		{URL: "file://" + out, Preset: "h264-480p", Video: &job.Video{Preset: "ultrafast"}, Overlay: &job.Overlay{URL: "file://" + logo, Position: "top-right", Width: "20%"}},
+	}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	corner := func(path string) []byte {
+		return rawFrame(t, path, "crop=40:40:iw-60:20,scale=1:1:flags=area,format=rgb24")
+	}
+	if c := corner(out); c[0] < 180 || c[1] > 80 || c[2] > 80 {
+		t.Errorf("overlay output's corner is rgb%v, want red", c[:3])
+	}
+	ladder := filepath.Join(dir, "hls", "480p")
+	segs, _ := filepath.Glob(filepath.Join(ladder, "seg-*.m4s"))
+	if len(segs) == 0 {
+		t.Fatal("no 480p segments")
+	}
+	joined := filepath.Join(dir, "480p.mp4")
+	data, err := os.ReadFile(filepath.Join(ladder, "init.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(joined, append(data, seg...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c := corner(joined); c[0] > 180 && c[1] < 80 && c[2] < 80 {
+		t.Errorf("the ladder's 480p rendition has the logo too (rgb%v)", c[:3])
+	}
+}
