@@ -10,6 +10,10 @@
 // whitelists are always set, so a crafted input cannot make ffmpeg open a
 // URL, a playlist (hls, dash, concat) or a synthetic source (lavfi).
 //
+// Overlay images (features.go) are more inputs of the run: spool files read with only their
+// image demuxer (png_pipe, jpeg_pipe). The loudness measurement and the first-frame HDR probe
+// are short runs of their own, on a spool file or the input's head.
+//
 // Every process runs in its own process group with a parent-death signal,
 // so neither ffmpeg nor anything it started outlives the worker. Stopping
 // is graceful first (SIGTERM to the group, stdin closed) and forced after

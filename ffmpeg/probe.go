@@ -49,6 +49,12 @@ type Stream struct {
 	// DVProfile and DVCompat are the Dolby Vision configuration record's profile and base
 	// layer compatibility id (1 HDR10, 2 SDR, 4 HLG); 0 without Dolby Vision.
 	DVProfile, DVCompat int
+	// Mastering and Light are the HDR10 static metadata (mastering display colour volume,
+	// content light level) that the container states for the stream (an mp4's mdcv and clli,
+	// Matroska's MasteringMetadata), or, when it states none, that the first frame carries
+	// (HEVC SEI): see Runner.FrameHDR. Nil when not stated.
+	Mastering *MasteringDisplay
+	Light     *ContentLight
 }
 
 // ProbeResult is ffprobe's view of a file.
@@ -288,12 +294,16 @@ type rawStream struct {
 	StartTime      string            `json:"start_time"`
 	Tags           map[string]string `json:"tags"`
 	Disposition    map[string]int    `json:"disposition"`
-	SideData       []struct {
-		Type      string   `json:"side_data_type"`
-		Rotation  *float64 `json:"rotation"`
-		DVProfile int      `json:"dv_profile"`
-		DVCompat  int      `json:"dv_bl_signal_compatibility_id"`
-	} `json:"side_data_list"`
+	SideData       []rawSideData     `json:"side_data_list"`
+}
+
+// rawSideData is one entry of a stream's (or a frame's) side data in ffprobe's JSON.
+type rawSideData struct {
+	Type      string   `json:"side_data_type"`
+	Rotation  *float64 `json:"rotation"`
+	DVProfile int      `json:"dv_profile"`
+	DVCompat  int      `json:"dv_bl_signal_compatibility_id"`
+	rawHDRSideData
 }
 
 // stream is what the worker needs of a raw stream.
@@ -346,6 +356,7 @@ func (s rawStream) stream() Stream {
 			st.DVProfile, st.DVCompat = sd.DVProfile, sd.DVCompat
 		}
 	}
+	st.Mastering, st.Light = hdrSideData(s.SideData)
 	if !found {
 		if v, ok := s.Tags["rotate"]; ok {
 			rot = parseFloat(v)

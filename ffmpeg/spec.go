@@ -53,6 +53,12 @@ type Video struct {
 	ToneMap *Colour
 	// Burn, when set, draws a subtitle track into the picture (see Burn).
 	Burn *Burn
+
+	// Issue 14, part 2 (jobfeat). HDR, when set, keeps the input's HDR in a 10-bit x265
+	// output: its colour tags and mastering metadata (features.go). Overlay lays an image
+	// over the frame, after the scale.
+	HDR     *HDR
+	Overlay *Overlay
 }
 
 // Audio describes the audio stream of an output.
@@ -67,6 +73,8 @@ type Audio struct {
 	Tracks []AudioTrack
 	// Track is the audio stream used, counted among the input's audio streams.
 	Track int
+	// Loudness, when set, normalises the track's loudness (issue 14, part 2: features.go).
+	Loudness *Loudness
 }
 
 // Output is one encoded output, written to its own pipe.
@@ -101,6 +109,10 @@ type Output struct {
 	// Subtitles are the output's subtitle streams (mp4, webm, mkv; the webvtt container is one
 	// subtitle stream alone: a ladder's subtitle rendition).
 	Subtitles []Subtitle
+	// Start drops what comes before it on the input's clock, from its start (-ss on the
+	// output: decoded and discarded, so the output starts on the first frame at or after it,
+	// and the audio on the sample): a job's clip, with Duration its length (issue 14, part 2).
+	Start time.Duration
 }
 
 // Spec is one ffmpeg run: one input, one or more outputs.
@@ -332,10 +344,19 @@ func (s Spec) args(threads int) ([]string, error) {
 	for _, in := range s.SubtitleInputs {
 		a = append(a, subtitleInputArgs(in)...)
 	}
+	// Overlay images are the last inputs, one per output that has one.
+	overlays := make([]int, len(s.Outputs))
+	n := subBase + len(s.SubtitleInputs)
+	for i, o := range s.Outputs {
+		if o.Video != nil && o.Video.Overlay != nil {
+			a = append(a, overlayInputArgs(o.Video.Overlay)...)
+			overlays[i], n = n, n+1
+		}
+	}
 	labels := make([]string, len(s.Outputs))
 	if s.SplitVideo {
 		var graph string
-		graph, labels = splitGraph(s.Outputs, s.Program)
+		graph, labels = splitGraph(s.Outputs, s.Program, overlays)
 		if graph != "" {
 			a = append(a, "-filter_complex", graph)
 		}
@@ -345,6 +366,9 @@ func (s Spec) args(threads int) ([]string, error) {
 			// Its own graph: the subtitle bitmaps are overlaid on the decoded frame.
 			labels[i] = "b" + strconv.Itoa(i)
 			a = append(a, "-filter_complex", imageBurnGraph(s.Program, v, labels[i]))
+		} else if overlays[i] > 0 && labels[i] == "" && o.Window == nil {
+			labels[i] = "ov" + strconv.Itoa(i)
+			a = append(a, "-filter_complex", overlayGraph(videoStream(s.Program), append([]string{holdFirst}, videoFilters(o.Video)...), o.Video.Overlay, overlays[i], labels[i]))
 		}
 	}
 	for i, o := range s.Outputs {
@@ -366,7 +390,7 @@ func (s Spec) args(threads int) ([]string, error) {
 // splitGraph is the -filter_complex that decodes the video once and feeds each encoding
 // output its own chain: [0:V:0]yadif,split=N[s0]..;[s0]scale..[v0];... labels[i] is the
 // output's pad, "" for outputs that do not encode video.
-func splitGraph(outs []Output, program int) (string, []string) {
+func splitGraph(outs []Output, program int, overlays []int) (string, []string) {
 	labels := make([]string, len(outs))
 	var idx []int
 	deint := true
@@ -379,7 +403,7 @@ func splitGraph(outs []Output, program int) (string, []string) {
 	if len(idx) == 0 {
 		return "", labels
 	}
-	if g, ok := cascadeGraph(outs, idx, labels, program); ok {
+	if g, ok := cascadeGraph(outs, idx, labels, program); ok && !slices.ContainsFunc(overlays, func(n int) bool { return n > 0 }) {
 		return g, labels
 	}
 	var b strings.Builder
@@ -397,6 +421,10 @@ func splitGraph(outs []Output, program int) (string, []string) {
 			v.Deinterlace = false // done before the split
 		}
 		labels[i] = "v" + strconv.Itoa(k)
+		if overlays[i] > 0 {
+			b.WriteString(";" + overlayGraph("s"+strconv.Itoa(k), videoFilters(&v), v.Overlay, overlays[i], labels[i]))
+			continue
+		}
 		b.WriteString(";[s" + strconv.Itoa(k) + "]" + strings.Join(videoFilters(&v), ",") + "[" + labels[i] + "]")
 	}
 	return b.String(), labels
@@ -536,6 +564,9 @@ func appendOutput(a []string, o Output, threads int, label string, program int, 
 	}
 	if au := o.Audio; au != nil {
 		a = append(a, "-c:a", au.Codec)
+		if au.Loudness != nil {
+			a = append(a, "-af", loudnormFilter(au.Loudness))
+		}
 		if au.Bitrate != "" {
 			a = append(a, "-b:a", au.Bitrate)
 		}
@@ -548,6 +579,9 @@ func appendOutput(a []string, o Output, threads int, label string, program int, 
 		a = appendAudioDispositions(a, au.Tracks)
 	} else {
 		a = append(a, "-an")
+	}
+	if o.Start > 0 {
+		a = append(a, "-ss", strconv.FormatFloat(o.Start.Seconds(), 'f', -1, 64))
 	}
 	if o.Duration > 0 {
 		a = append(a, "-t", strconv.FormatFloat(o.Duration.Seconds(), 'f', -1, 64))
@@ -661,6 +695,12 @@ func appendVideoEncode(a []string, v *Video, seg time.Duration) []string {
 	if v.ToneMap != nil {
 		a = append(a, sdrTags...)
 	}
+	var hdrParams string
+	if v.HDR != nil {
+		var tags []string
+		tags, hdrParams = hdrEncodeArgs(v.HDR)
+		a = append(a, tags...)
+	}
 	isVPX := strings.HasPrefix(v.Codec, "libvpx")
 	if v.Preset != "" {
 		if isVPX {
@@ -704,6 +744,7 @@ func appendVideoEncode(a []string, v *Video, seg time.Duration) []string {
 		if seg > 0 {
 			params += ":scenecut=0"
 		}
+		params += hdrParams
 		a = append(a, "-x265-params", params)
 	}
 	return a
@@ -793,6 +834,9 @@ func (o Output) validate(field string) error {
 	if o.Duration < 0 {
 		return specErr(field+".Duration", "must be >= 0, got %v", o.Duration)
 	}
+	if o.Start < 0 || (o.Start > 0 && o.Window != nil) {
+		return specErr(field+".Start", "must be >= 0 (and not on a chunk), got %v", o.Start)
+	}
 	if o.MaxBytes < 0 {
 		return specErr(field+".MaxBytes", "must be >= 0, got %d", o.MaxBytes)
 	}
@@ -840,7 +884,7 @@ func (v *Video) validate(f string) error {
 	if v.Codec == "copy" {
 		if v.Width != 0 || v.Height != 0 || v.CRF != 0 || v.Preset != "" || v.Bitrate != "" ||
 			v.MaxRate != "" || v.BufSize != "" || v.PixFmt != "" || v.FPS != 0 || v.GOP != 0 ||
-			v.Profile != "" || v.Deinterlace || v.ToneMap != nil || v.Burn != nil {
+			v.Profile != "" || v.Deinterlace || v.ToneMap != nil || v.Burn != nil || v.HDR != nil || v.Overlay != nil {
 			return specErr(f, "copy cannot be combined with encoding options")
 		}
 		return nil
@@ -898,6 +942,22 @@ func (v *Video) validate(f string) error {
 		if err := v.Burn.validate(f + ".Burn"); err != nil {
 			return err
 		}
+		if v.Burn.Image && v.Overlay != nil {
+			return specErr(f+".Overlay", "cannot go with a burned-in image subtitle track")
+		}
+	}
+	if v.HDR != nil {
+		if v.ToneMap != nil || v.Codec != "libx265" || !HighBitDepth(v.PixFmt) {
+			return specErr(f+".HDR", "is for libx265 in a 10-bit or deeper pixel format, not tone-mapped")
+		}
+		if err := v.HDR.validate(f + ".HDR"); err != nil {
+			return err
+		}
+	}
+	if v.Overlay != nil {
+		if err := v.Overlay.validate(f + ".Overlay"); err != nil {
+			return err
+		}
 	}
 	if v.FPS < 0 || v.FPS > MaxFPS || v.FPS != v.FPS {
 		return specErr(f+".FPS", "must be 0..%d, got %v", MaxFPS, v.FPS)
@@ -910,7 +970,7 @@ func (v *Video) validate(f string) error {
 
 func (a *Audio) validate(f string) error {
 	if a.Codec == "copy" {
-		if a.Bitrate != "" || a.Channels != 0 || a.SampleRate != 0 {
+		if a.Bitrate != "" || a.Channels != 0 || a.SampleRate != 0 || a.Loudness != nil {
 			return specErr(f, "copy cannot be combined with encoding options")
 		}
 		return nil
@@ -934,6 +994,11 @@ func (a *Audio) validate(f string) error {
 	}
 	if a.SampleRate != 0 && (a.SampleRate < 8000 || a.SampleRate > 192000) {
 		return specErr(f+".SampleRate", "must be 0 or 8000..192000, got %d", a.SampleRate)
+	}
+	if a.Loudness != nil {
+		if err := a.Loudness.validate(f + ".Loudness"); err != nil {
+			return err
+		}
 	}
 	return nil
 }

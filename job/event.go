@@ -147,6 +147,28 @@ type OutputResult struct {
 	// Warnings say what of the input the output left out: an image subtitle track that its
 	// container cannot carry (kept in mkv; burn it in with burn_subtitles).
 	Warnings []string `json:"warnings,omitempty"`
+
+	// Issue 14, part 2 (jobfeat).
+	// Loudness is a loudness-normalised output's account: its target, the input track's
+	// loudness and the output's, each as measured.
+	Loudness *LoudnessResult `json:"loudness,omitempty"`
+	// HDR says what became of an HDR input's HDR in this output: HDRKept or HDRToneMapped.
+	// Empty for an SDR input (an HDR preset encodes it as the SDR it is, in 10 bits).
+	HDR string `json:"hdr,omitempty"`
+}
+
+// What an output did with an HDR input (OutputResult.HDR).
+const (
+	HDRKept       = "kept"        // an HDR output: the input's transfer, primaries and mastering metadata
+	HDRToneMapped = "tone-mapped" // an SDR output: converted to BT.709
+)
+
+// LoudnessResult is the loudness of a normalised output and of its input's track.
+type LoudnessResult struct {
+	Target   float64                `json:"target"`    // LUFS
+	TruePeak float64                `json:"true_peak"` // the limit, dBTP
+	Input    ffmpeg.LoudnessMeasure `json:"input"`
+	Output   ffmpeg.LoudnessMeasure `json:"output"`
 }
 
 // StreamResult is one verified stream of an output.

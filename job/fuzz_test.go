@@ -100,6 +100,8 @@ var decodeValidateSeeds = []string{
 	`{"input":"/in.mp4","outputs":[{"url":"/o.mkv","container":"mkv","video":{"codec":"copy","crf":20},"audio":{"codec":"copy","bitrate":"64k"}}]}`,
 	`{"input":"/in.mp4","outputs":[{"url":"/a/","preset":"hls-abr"},{"url":"/b/","preset":"dash-abr"},{"url":"/c/","preset":"hls-abr"},{"url":"/d/","preset":"dash-abr"}]}`,
 	`{"input":"/in.mp4","outputs":[{"url":"/a/","preset":"hls-abr"},{"url":"/p.jpg","preset":"poster"},{"url":"/s/","preset":"sprite","thumbnails":{"count":60,"columns":10}},{"url":"/f/","preset":"thumbnails","thumbnails":{"interval":2}}]}`,
+	`{"input":"file:///in.mkv","clip":{"start":"2s","end":5.5},"outputs":[{"url":"/l.mp4","preset":"h264-480p","loudness":{"target":-16,"true_peak":-1}},{"url":"/o.mp4","preset":"h264-480p","overlay":{"url":"file:///logo.png","position":"bottom-right","width":"20%","margin":10,"opacity":0.5}}]}`,
+	`{"input":"/in.mp4","outputs":[{"url":"/h/","preset":"hls-abr-hdr","loudness":{"target":-23}},{"url":"/h.mp4","preset":"hevc-1080p-hdr","overlay":{"url":"/l.jpg","width":"120px"}}]}`,
 }
 
 // fuzzProbe is an input with one video and one audio stream: every output of a valid job
@@ -192,11 +194,25 @@ func FuzzDecodeValidate(f *testing.F) {
 func checkArgs(t *testing.T, j *job.Job, presets job.Presets) {
 	t.Helper()
 	if err := j.CheckMedia(presets, fuzzProbe, job.Limits{}); err != nil {
+		if j.Clip != nil && errors.Is(err, job.ErrUnsupportedMedia) {
+			return // a clip outside the input's minute: the media's problem, found from its probe
+		}
 		t.Fatalf("valid job refuses an input with video and audio: %v", err)
 	}
 	mp, err := j.PlanMedia(presets, ffmpeg.Input{}, job.Limits{}, fuzzProbe)
 	if err != nil {
 		t.Fatalf("valid job does not plan: %v", err)
+	}
+	// What the engine adds to the plan before ffmpeg starts: the loudness measurement of the
+	// input's track, the overlay image's spool file.
+	for i := range mp.Spec.Outputs {
+		o := &mp.Spec.Outputs[i]
+		if o.Audio != nil && o.Audio.Loudness != nil {
+			o.Audio.Loudness.Measured = &ffmpeg.LoudnessMeasure{I: -23, TP: -3, LRA: 5, Thresh: -33}
+		}
+		if o.Video != nil && o.Video.Overlay != nil {
+			o.Video.Overlay.Path, o.Video.Overlay.Format = "/spool/overlay", "png_pipe"
+		}
 	}
 	if _, err := mp.Spec.Args(); err != nil {
 		t.Fatalf("valid job plans a spec ffmpeg refuses: %v", err)

@@ -42,6 +42,9 @@ type Job struct {
 	// Split says whether the job may be cut into chunks that many workers encode at once
 	// (nil: auto).
 	Split *Split `json:"split,omitempty"`
+
+	// Job fields of issue 14, part 2 (jobfeat): a range of the input (features.go).
+	Clip *Clip `json:"clip,omitempty"`
 }
 
 // Split modes.
@@ -101,6 +104,11 @@ type Output struct {
 	Subtitles     *TrackSelect `json:"subtitles,omitempty"`      // "all" (nil, where the container carries text subtitles) | "none" | ["eng", ...]
 	SubtitlesIn   []SubtitleIn `json:"subtitles_in,omitempty"`   // [{"url": URL, "language": "fra"}]
 	BurnSubtitles *TrackRef    `json:"burn_subtitles,omitempty"` // "eng" or a stream index
+
+	// Output fields of issue 14, part 2 (jobfeat): loudness normalisation and an image
+	// overlay (features.go).
+	Loudness *Loudness `json:"loudness,omitempty"`
+	Overlay  *Overlay  `json:"overlay,omitempty"`
 }
 
 // Video describes a video encode. Width and Height are a bounding box: the output keeps the

@@ -96,6 +96,11 @@ type ResolvedOutput struct {
 	Faststart bool
 	// Tracks is the output's audio and subtitle selection (tracks.go).
 	Tracks Tracks
+
+	// Issue 14, part 2 (jobfeat): the output's loudness normalisation and overlay, defaults
+	// filled (features.go).
+	Loudness *Loudness
+	Overlay  *Overlay
 }
 
 // Resolve applies presets to output i: fields set on the output win over its preset, which wins
@@ -136,6 +141,9 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 		if err != nil {
 			return ResolvedOutput{}, err
 		}
+		if err := resolveFeatures(o, &r, f); err != nil {
+			return ResolvedOutput{}, err
+		}
 		r.Location = loc
 		return r, nil
 	}
@@ -168,6 +176,9 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 		if r.Tracks, err = resolveTracks(o, r.Container, video, audio != nil && audio.AllTracks, f); err != nil {
 			return ResolvedOutput{}, err
 		}
+		if err := resolveFeatures(o, &r, f); err != nil {
+			return ResolvedOutput{}, err
+		}
 		r.Location = loc
 		return r, nil
 	}
@@ -191,6 +202,9 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 			return ResolvedOutput{}, &FieldError{f + ".faststart", fmt.Sprintf("is for mp4 and m4a, not %s", container)}
 		}
 		r.Faststart = true
+	}
+	if err := resolveFeatures(o, &r, f); err != nil {
+		return ResolvedOutput{}, err
 	}
 	r.Location = loc
 	return r, nil
@@ -405,11 +419,17 @@ func (j *Job) Encoders(presets Presets) []string {
 	return out
 }
 
-// NeedsProbe reports whether the plan depends on the input's probe: a ladder's rungs do, and
-// thumbnails (spread over the input's duration).
+// NeedsProbe reports whether the plan depends on the input's probe: a ladder's rungs do,
+// thumbnails (spread over the input's duration), a clip, an overlay and an HDR output.
 func (j *Job) NeedsProbe(presets Presets) bool {
+	if j.Clip != nil || j.KeepsHDR(presets) {
+		// The clip is checked against the input's length before ffmpeg runs; an HDR output
+		// takes the input's mastering metadata.
+		return true
+	}
 	for i := range j.Outputs {
-		if r, err := j.Resolve(i, presets); err == nil && (IsLadder(r.Container) || r.Thumbnails != nil) {
+		if r, err := j.Resolve(i, presets); err == nil && (IsLadder(r.Container) || r.Thumbnails != nil || r.Overlay != nil) {
+			// An overlay is sized on the output's exact size.
 			return true
 		}
 	}
@@ -432,7 +452,7 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 		}
 		po := PlannedOutput{Resolved: r}
 		if IsLadder(r.Container) {
-			split, err := mp.planLadder(i, r, &po, probe, lim)
+			split, err := mp.planLadder(j, i, r, &po, probe, lim)
 			if err != nil {
 				return nil, err
 			}
@@ -458,15 +478,9 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 			mp.Outputs = append(mp.Outputs, po)
 			continue
 		}
-		// The caps are ffmpeg's too: an input that probed short but plays for hours (a
-		// timestamp gap) still cannot make an output longer or larger than the limits.
-		out := ffmpeg.Output{Container: r.Container, Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes}
-		if r.Video != nil {
-			out.Video = planVideo(r.Video)
-			toneMap(out.Video, probe)
-		}
-		if r.Audio != nil {
-			out.Audio = planAudio(r.Audio, probe)
+		out, err := j.planFile(r, probe, lim)
+		if err != nil {
+			return nil, err
 		}
 		if err := mp.planTracks(i, r, &out, &po, probe); err != nil {
 			return nil, err
@@ -485,6 +499,27 @@ func (j *Job) PlanMedia(presets Presets, in ffmpeg.Input, lim Limits, probe *ffm
 		}
 	}
 	return mp, nil
+}
+
+// planFile is the ffmpeg output of a single-file output. The caps are ffmpeg's too: an input
+// that probed short but plays for hours (a timestamp gap) still cannot make an output longer or
+// larger than the limits.
+func (j *Job) planFile(r ResolvedOutput, probe *ffmpeg.ProbeResult, lim Limits) (ffmpeg.Output, error) {
+	out := ffmpeg.Output{Container: r.Container, Duration: lim.MaxDuration, MaxBytes: lim.MaxOutputBytes}
+	if r.Video != nil {
+		out.Video = planVideo(r.Video)
+		toneMap(out.Video, probe)
+		keepHDR(out.Video, probe)
+		if err := sizeOverlay(out.Video, r, probe); err != nil {
+			return out, err
+		}
+	}
+	if r.Audio != nil {
+		out.Audio = planAudio(r.Audio, probe)
+		planLoudness(out.Audio, r.Loudness, probe)
+	}
+	j.applyClip(&out)
+	return out, nil
 }
 
 // toneMap makes an SDR video output of an HDR (or BT.2020) input convert it to BT.709: v is
@@ -599,6 +634,13 @@ func (j *Job) CheckMedia(presets Presets, probe *ffmpeg.ProbeResult, lim Limits)
 	}
 	if longest > lim.MaxDuration {
 		return fmt.Errorf("%w: %s long, more than the limit of %s", ErrUnsupportedMedia, longest.Round(time.Second), lim.MaxDuration)
+	}
+	frame := 40 * time.Millisecond
+	if hasVideo && vs.FrameRate > 0 {
+		frame = time.Duration(float64(time.Second) / vs.FrameRate)
+	}
+	if err := j.checkClip(clipBound(src), frame); err != nil {
+		return err
 	}
 	if hasVideo {
 		if _, _, err := displaySize(vs); err != nil {
@@ -729,7 +771,7 @@ func even(x float64) int {
 // planLadder adds the ladder's renditions to the plan: its kept rungs, an audio rendition per
 // kept audio track, a WebVTT rendition per kept subtitle track. split says whether the rungs
 // share one split graph.
-func (mp *MediaPlan) planLadder(i int, r ResolvedOutput, po *PlannedOutput, probe *ffmpeg.ProbeResult, lim Limits) (split bool, err error) {
+func (mp *MediaPlan) planLadder(j *Job, i int, r ResolvedOutput, po *PlannedOutput, probe *ffmpeg.ProbeResult, lim Limits) (split bool, err error) {
 	if probe == nil {
 		return false, fmt.Errorf("job: plan: output %d is a ladder: it needs the input's probe", i)
 	}
@@ -755,6 +797,7 @@ func (mp *MediaPlan) planLadder(i int, r ResolvedOutput, po *PlannedOutput, prob
 	}
 	add := func(out ffmpeg.Output, rd Rendition) {
 		out.Container, out.Duration, out.MaxBytes = cmp.Or(out.Container, "mp4"), lim.MaxDuration, lim.MaxOutputBytes
+		j.applyClip(&out)
 		po.Spec = append(po.Spec, len(mp.Spec.Outputs))
 		po.Renditions = append(po.Renditions, rd)
 		mp.Spec.Outputs = append(mp.Spec.Outputs, out)
@@ -762,6 +805,7 @@ func (mp *MediaPlan) planLadder(i int, r ResolvedOutput, po *PlannedOutput, prob
 	for _, rung := range rungs {
 		out := ffmpeg.Output{Segment: r.Segment, Video: planVideo(rung.Video)}
 		toneMap(out.Video, probe)
+		keepHDR(out.Video, probe)
 		// The probe gives the sizes: exact, so the rungs can be scaled one from the
 		// other (see ffmpeg's SplitVideo) and still be FitBox of the input.
 		out.Video.Width, out.Video.Height = FitBox(w, h, rung.Video.Width, rung.Video.Height)
@@ -785,6 +829,7 @@ func (mp *MediaPlan) planLadder(i int, r ResolvedOutput, po *PlannedOutput, prob
 		for _, t := range tracks {
 			a := planAudio(r.Audio, probe)
 			a.Track = t.N
+			planLoudness(a, r.Loudness, probe)
 			lang := kinds(probe, "audio")[t.N].Language
 			name := "audio" // one audio rendition keeps the name it always had
 			if len(tracks) > 1 {

@@ -60,6 +60,12 @@ func (j *Job) Validate(presets Presets) error {
 			return &FieldError{"split.chunk", fmt.Sprintf("%s: want 1s to 1h", c)}
 		}
 	}
+	if err := j.validateClip(); err != nil {
+		return err
+	}
+	if err := j.validateSplit(); err != nil {
+		return err
+	}
 	if j.ID != "" && !ValidID(j.ID) {
 		return &FieldError{"id", "must be 1-128 letters, digits, '-' or '_', starting with a letter or digit"}
 	}
@@ -105,6 +111,10 @@ func (j *Job) Validate(presets Presets) error {
 		r, err := j.Resolve(i, presets)
 		if err != nil {
 			return err
+		}
+		if j.Clip != nil && r.Thumbnails != nil {
+			// Thumbnail times are spread over the whole input.
+			return &FieldError{"clip", fmt.Sprintf("not with thumbnails (%s)", f)}
 		}
 		runs += r.maxSpecOutputs()
 	}

@@ -21,6 +21,10 @@
 //	images.go   a poster, spread thumbnails or a sprite sheet
 //	verify.go   per-stream checks of a file output before it is published, and its report
 //	explain.go  the argv a task would run, without running it
+//	features.go what a clip, a loudness normalisation, an overlay or an HDR output needs
+//	            beside the plan: the first frame's HDR metadata, the loudness measurement
+//	            (on the spooled input), the overlay image fetched and checked, their checks
+//	            in the verification
 //
 // Errors are classified for the worker: *job.Error carries its class; the ffmpeg and storage
 // packages' errors carry theirs; RolledBackError lists what a failed task took back.

@@ -46,6 +46,11 @@ type Config struct {
 	// Slots is how many tasks run at once on this machine: the cores are shared among them
 	// and their encoders (Spec.Threads). Default 1 (ffmpeg picks its threads).
 	Slots int
+	// OverlayMaxBytes is the largest overlay image (a job's logo) fetched, in bytes; it is read
+	// whole into memory to be checked. Default 4 MiB.
+	OverlayMaxBytes int64
+	// OverlayMaxPixels is the largest overlay image, in pixels; default 4096x4096.
+	OverlayMaxPixels int64
 }
 
 func (c *Config) setDefaults() {
@@ -67,6 +72,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Slots == 0 {
 		c.Slots = 1
+	}
+	if c.OverlayMaxBytes == 0 {
+		c.OverlayMaxBytes = 4 << 20
+	}
+	if c.OverlayMaxPixels == 0 {
+		c.OverlayMaxPixels = 4096 * 4096
 	}
 	c.Limits = c.Limits.WithDefaults()
 }
@@ -106,6 +117,10 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("media: Slots must be at least 1")
 	case cfg.SpoolLimit < 0:
 		return nil, errors.New("media: SpoolLimit must not be negative")
+	case cfg.OverlayMaxBytes < 0:
+		return nil, errors.New("media: OverlayMaxBytes must not be negative")
+	case cfg.OverlayMaxPixels < 0:
+		return nil, errors.New("media: OverlayMaxPixels must not be negative")
 	}
 	return &Engine{cfg: cfg}, nil
 }

@@ -31,6 +31,8 @@ type input struct {
 	// local is the input's own path when it is a local file: explain probes it instead of
 	// spooling a copy (the same bytes, so the same description).
 	local string
+	// extra are more files ffmpeg reads beside the input (overlay images), removed with it.
+	extra []string
 }
 
 // openInput opens the task's input and prepares it for ffmpeg. The head tells an mp4 whose
@@ -66,7 +68,9 @@ func (e *Engine) prepare(ctx context.Context, t *Task, in *input) error {
 	if len(in.head) > 0 {
 		first = in.head[0].Bytes()
 	}
-	spoolInput := scanMP4(chunks(in.head)) == mp4MoovTail || needsSeek(first)
+	// A loudness normalisation reads the input twice: measured, then transcoded.
+	loudness := t.Chunk == nil && t.Job.NormalisesLoudness()
+	spoolInput := scanMP4(chunks(in.head)) == mp4MoovTail || needsSeek(first) || loudness
 	// A multiplex whose programme the job leaves to the worker: the plan picks it from the probe.
 	multiplex := t.Job.Program == 0 && tsPrograms(first) > 1
 	// An SDR output of an HDR input is tone-mapped: the plan needs the input's colour. (A
@@ -105,6 +109,9 @@ func (e *Engine) prepare(ctx context.Context, t *Task, in *input) error {
 	if in.probe != nil {
 		probe, err := e.checkMedia(ctx, t, in, in.probe)
 		if err != nil {
+			return err
+		}
+		if err := e.frameHDR(ctx, t, in, probe); err != nil {
 			return err
 		}
 		in.probe = probe
@@ -195,6 +202,9 @@ func (in *input) close() {
 	in.releaseHead()
 	if in.path != "" && in.local == "" {
 		_ = os.Remove(in.path)
+	}
+	for _, p := range in.extra {
+		_ = os.Remove(p)
 	}
 	_ = in.r.Close()
 }

@@ -47,6 +47,9 @@ type ladderSink struct {
 	out    *atomic.Int64
 	// written is every object published so far (segments from the moment they are created).
 	written published // exists once the master playlist is out
+	// videoRange is the HLS VIDEO-RANGE of the video renditions: PQ or HLG when they keep an
+	// HDR input's HDR (hls-abr-hdr), "" otherwise.
+	videoRange string
 }
 
 // rendition is one stream of a ladder and the segment.Handler of its Segmenter.
@@ -396,7 +399,7 @@ func (l *ladderSink) writeMaster(buf *bytes.Buffer) error {
 		}
 		peak, avg := segment.VariantBandwidth(r.segs, audioSegs...)
 		v := segment.Variant{URI: r.name + "/" + segment.MediaPlaylistName, Bandwidth: peak, AverageBandwidth: avg,
-			Width: r.track.Width, Height: r.track.Height, FrameRate: frameRate(r), Codecs: r.track.Codec}
+			Width: r.track.Width, Height: r.track.Height, FrameRate: frameRate(r), Codecs: r.track.Codec, VideoRange: l.videoRange}
 		if len(m.Audio) > 0 {
 			v.Audio, v.Codecs = "audio", v.Codecs+","+audioCodec
 		}

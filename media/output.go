@@ -89,7 +89,11 @@ func (e *Engine) createOutput(ctx context.Context, t *Task, p *Plan, i int) (out
 	case KindImages:
 		return newImageSink(ctx, st, po.URL, p.Spec.Outputs[po.Spec[0]].Images, &t.Meter.BytesOut, first), nil
 	case KindLadder:
-		return newLadderSink(ctx, st, po.URL, po.PlannedOutput, &t.Meter.BytesOut, first)
+		l, err := newLadderSink(ctx, st, po.URL, po.PlannedOutput, &t.Meter.BytesOut, first)
+		if err == nil {
+			l.videoRange = videoRange(p, po)
+		}
+		return l, err
 	}
 	return newFileOutput(ctx, e, t, po, p.Spec.Outputs[po.Spec[0]], first)
 }

@@ -54,7 +54,7 @@ func (e *Engine) prepared(ctx context.Context, t *Task, explain bool) (*input, *
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := e.plan(t, in)
+	p, err := e.plan(ctx, t, in)
 	if err != nil {
 		in.close()
 		return nil, nil, err
@@ -64,7 +64,7 @@ func (e *Engine) prepared(ctx context.Context, t *Task, explain bool) (*input, *
 
 // plan resolves the task against its input (probe may be nil when the job does not need it
 // before ffmpeg starts) into the final spec.
-func (e *Engine) plan(t *Task, in *input) (*Plan, error) {
+func (e *Engine) plan(ctx context.Context, t *Task, in *input) (*Plan, error) {
 	if t.Chunk != nil {
 		return e.chunkPlan(t)
 	}
@@ -90,6 +90,14 @@ func (e *Engine) plan(t *Task, in *input) (*Plan, error) {
 	}
 	e.placeTrackFiles(t, p)
 	if _, err := e.outputDepth(len(p.Spec.Outputs)); err != nil {
+		return nil, err
+	}
+	// What the plan needs fetched or measured before ffmpeg starts: overlay images, and the
+	// loudness of the audio tracks it normalises.
+	if err := e.fetchOverlays(ctx, t, in, p); err != nil {
+		return nil, err
+	}
+	if err := e.measureLoudness(ctx, t, in, p); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -51,13 +51,16 @@ func (e *Engine) Run(ctx context.Context, t *Task) ([]job.OutputResult, error) {
 			results[i].Warnings = p.Outputs[i].Warnings
 		}
 	}
+	if err == nil {
+		hdrResults(results, p)
+	}
 	return results, err
 }
 
 // finish verifies the outputs ffmpeg wrote (frames: the video frames each must have, 0 when
 // not known exactly) and publishes them.
 func (e *Engine) finish(ctx context.Context, t *Task, outs outputs, frames int) ([]job.OutputResult, error) {
-	c := &check{input: time.Duration(t.Meter.Duration.Load()), meter: &t.Meter, stderr: t.Meter.StderrTail(), lim: e.cfg.Limits, frames: frames}
+	c := &check{input: clipSpan(time.Duration(t.Meter.Duration.Load()), t.Job.Clip), meter: &t.Meter, stderr: t.Meter.StderrTail(), lim: e.cfg.Limits, frames: frames}
 	err := outs.verify(ctx, c)
 	t.phase("verify")
 	if err != nil {

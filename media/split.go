@@ -318,11 +318,14 @@ func (e *Engine) prepareSplit(ctx context.Context, t *Task, s *Split, o SplitOpt
 		if err != nil {
 			return err
 		}
+		if err := e.frameHDR(ctx, t, s.in, probe); err != nil {
+			return err
+		}
 		s.in.probe = probe
 		t.probed(probe)
 	}
 	s.Probe = s.in.probe
-	p, err := e.plan(t, s.in)
+	p, err := e.plan(ctx, t, s.in)
 	if err != nil {
 		return err
 	}

@@ -81,13 +81,15 @@ func (p trackProbe) tracksOf(typ string) []string {
 	return out
 }
 
-func runJob(t *testing.T, e *media.Engine, j *job.Job) ([]job.OutputResult, error) {
+// runJob validates and runs j on e through a reservation of its own, and checks that the ring
+// has every buffer back.
+func runJob(t *testing.T, e *media.Engine, j *job.Job, obs media.Observer) ([]job.OutputResult, error) {
 	t.Helper()
 	if err := j.Validate(e.Config().Presets); err != nil {
 		return nil, err
 	}
 	pool, res := reservation(t, e)
-	results, err := e.Run(context.Background(), &media.Task{ID: "tracks", Attempt: 1, Buffers: res, Job: j})
+	results, err := e.Run(context.Background(), &media.Task{ID: "tracks", Attempt: 1, Buffers: res, Job: j, Observer: obs})
 	if st := pool.Stats(); st.InUse != 0 || st.Misuse != 0 {
 		t.Errorf("ring after the task: %+v", st)
 	}
@@ -109,7 +111,7 @@ func TestTracksFiles(t *testing.T) {
 		{URL: u("all.mkv"), Preset: "h264-480p", Container: "mkv", AudioTracks: all},
 		{URL: u("fra.webm"), Preset: "vp9-720p", Video: &job.Video{Width: 320, Height: 180, Preset: "realtime"}, AudioTracks: &job.TrackSelect{Languages: []string{"fr"}}, Subtitles: &job.TrackSelect{Languages: []string{"spa"}}},
 	}}
-	results, err := runJob(t, e, j)
+	results, err := runJob(t, e, j, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +161,7 @@ func TestTracksHLS(t *testing.T) {
 		j := &job.Job{Input: "file://" + in, Outputs: []job.Output{
 			{URL: "file://" + filepath.Join(dir, kind) + "/", Preset: kind + "-abr", AudioTracks: all},
 		}}
-		if _, err := runJob(t, e, j); err != nil {
+		if _, err := runJob(t, e, j, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -210,7 +212,7 @@ func TestTracksBadSelection(t *testing.T) {
 		{job.Output{BurnSubtitles: &job.TrackRef{Language: "ita", Index: -1}}, "outputs[0].burn_subtitles"},
 	} {
 		tc.out.URL, tc.out.Preset = "file://"+filepath.Join(dir, "x.mp4"), "h264-480p"
-		_, err := runJob(t, e, &job.Job{Input: "file://" + in, Outputs: []job.Output{tc.out}})
+		_, err := runJob(t, e, &job.Job{Input: "file://" + in, Outputs: []job.Output{tc.out}}, nil)
 		var fe *job.FieldError
 		if !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("%+v: err %v, want a FieldError on %s", tc.out, err, tc.field)
@@ -265,7 +267,7 @@ func TestTracksBurnAndSidecar(t *testing.T) {
 		{URL: u("plain.mp4"), Preset: "h264-480p", Subtitles: none},
 		{URL: u("side.mp4"), Preset: "h264-480p", SubtitlesIn: side},
 		{URL: u("sideburn.mp4"), Preset: "h264-480p", Subtitles: none, SubtitlesIn: side, BurnSubtitles: &job.TrackRef{Language: "fra", Index: -1}},
-	}})
+	}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +286,7 @@ func TestTracksBurnAndSidecar(t *testing.T) {
 	if err := os.WriteFile(vtt, []byte("not subtitles at all\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = runJob(t, e, &job.Job{Input: "file://" + in, Outputs: []job.Output{{URL: u("bad.mp4"), Preset: "h264-480p", SubtitlesIn: side}}})
+	_, err = runJob(t, e, &job.Job{Input: "file://" + in, Outputs: []job.Output{{URL: u("bad.mp4"), Preset: "h264-480p", SubtitlesIn: side}}}, nil)
 	if job.ClassOf(err) != job.ClassInvalidInput || !strings.Contains(err.Error(), "outputs[0].subtitles_in") {
 		t.Errorf("bad sidecar: %v, want invalid_input naming outputs[0].subtitles_in", err)
 	}
@@ -305,7 +307,7 @@ func TestTracksRealMedia(t *testing.T) {
 		{URL: u("vob.mkv"), Preset: "h264-480p", Container: "mkv"},
 		{URL: u("vob.mp4"), Preset: "h264-480p"},
 		{URL: u("vobburn.mp4"), Preset: "h264-480p", BurnSubtitles: &job.TrackRef{Index: 2}},
-	}})
+	}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +321,7 @@ func TestTracksRealMedia(t *testing.T) {
 		t.Errorf("vobburn.mp4 differs from vob.mp4 by %.2f: no VobSub overlaid", d)
 	}
 	_, err = runJob(t, e, &job.Job{Input: "file://" + corpus(t, "mp4_sample_with_chapters.mp4"), Outputs: []job.Output{
-		{URL: u("ch.mp4"), Preset: "h264-480p"}, {URL: u("ch.mkv"), Preset: "h264-480p", Container: "mkv"}}})
+		{URL: u("ch.mp4"), Preset: "h264-480p"}, {URL: u("ch.mkv"), Preset: "h264-480p", Container: "mkv"}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +331,7 @@ func TestTracksRealMedia(t *testing.T) {
 		}
 	}
 	_, err = runJob(t, e, &job.Job{Input: "file://" + corpus(t, "mp4_sample_ac3_aac.mp4"), Outputs: []job.Output{
-		{URL: u("two.m4a"), Preset: "aac-audio", AudioTracks: &job.TrackSelect{Mode: job.TracksAll}}}})
+		{URL: u("two.m4a"), Preset: "aac-audio", AudioTracks: &job.TrackSelect{Mode: job.TracksAll}}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +339,7 @@ func TestTracksRealMedia(t *testing.T) {
 		t.Errorf("m4a audio %v, want both tracks", got)
 	}
 	// CEA-608 captions in the H.264 video of a broadcast capture stay in the encoded video.
-	_, err = runJob(t, e, &job.Job{Input: "file://" + corpus(t, "hls_cea608_sd-hls0000000000.ts"), Outputs: []job.Output{{URL: u("cc.mp4"), Preset: "h264-480p"}}})
+	_, err = runJob(t, e, &job.Job{Input: "file://" + corpus(t, "hls_cea608_sd-hls0000000000.ts"), Outputs: []job.Output{{URL: u("cc.mp4"), Preset: "h264-480p"}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

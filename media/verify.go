@@ -74,6 +74,14 @@ func (e *Engine) verifyFile(ctx context.Context, c *check, want ffmpeg.Output, p
 	if v != nil && c.frames > 0 && v.Packets != c.frames {
 		diffs = append(diffs, fmt.Sprintf("video has %d frames, its chunks %d", v.Packets, c.frames))
 	}
+	diffs = append(diffs, checkHDR(want.Video, v)...)
+	if a != nil {
+		loud, err := e.verifyLoudness(ctx, want, path, &res)
+		if err != nil {
+			return res, err
+		}
+		diffs = append(diffs, loud...)
+	}
 	if len(diffs) > 0 {
 		return res, mismatch(c, diffs)
 	}
@@ -201,6 +209,7 @@ func checkStreams(c *check, want ffmpeg.Output, v, a *ffmpeg.StreamSpan) error {
 func compare(c *check, want ffmpeg.Output, v, a *ffmpeg.StreamSpan) []string {
 	var diffs []string
 	sv, sa := sources(c.meter.Probe(), want)
+	sv, sa = clipped(sv, want, c.lim), clipped(sa, want, c.lim)
 	if v != nil && want.Video != nil {
 		diffs = append(diffs, compareVideo(c, want, v, sv)...)
 	}

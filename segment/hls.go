@@ -111,6 +111,9 @@ type Variant struct {
 	Codecs           string // "avc1.64001f,mp4a.40.2": video, then the audio group's codec
 	Audio            string // GROUP-ID of the audio renditions it plays with; "" for none
 	Subtitles        string // GROUP-ID of its subtitle renditions; "" for none
+	// VideoRange is VIDEO-RANGE: PQ or HLG for an HDR variant (players that cannot show HDR
+	// skip it), SDR; omitted when empty (SDR, by the spec's default).
+	VideoRange string
 }
 
 // SubtitleRendition is one EXT-X-MEDIA TYPE=SUBTITLES entry: a WebVTT media playlist.
@@ -191,6 +194,11 @@ func WriteMasterPlaylist(w io.Writer, m Master) error {
 		if v.Audio != "" && !groups[v.Audio] {
 			return fmt.Errorf("segment: variant %d: no audio rendition in group %q", i, v.Audio)
 		}
+		switch v.VideoRange {
+		case "", "SDR", "PQ", "HLG":
+		default:
+			return fmt.Errorf("segment: variant %d: VideoRange %q (SDR, PQ or HLG)", i, v.VideoRange)
+		}
 	}
 
 	bw := bufio.NewWriter(w)
@@ -238,6 +246,9 @@ func WriteMasterPlaylist(w io.Writer, m Master) error {
 		}
 		if v.FrameRate > 0 {
 			fmt.Fprintf(bw, ",FRAME-RATE=%s", strconv.FormatFloat(v.FrameRate, 'f', 3, 64))
+		}
+		if v.VideoRange != "" {
+			fmt.Fprintf(bw, ",VIDEO-RANGE=%s", v.VideoRange)
 		}
 		if v.Audio != "" {
 			fmt.Fprintf(bw, ",AUDIO=\"%s\"", v.Audio)

@@ -50,7 +50,7 @@ func TestWriteMasterPlaylist(t *testing.T) {
 	m := Master{
 		Variants: []Variant{
 			{URI: "720p/index.m3u8", Bandwidth: 3200000, AverageBandwidth: 2500000, Width: 1280, Height: 720, FrameRate: 29.97, Codecs: "avc1.64001f,mp4a.40.2", Audio: "audio"},
-			{URI: "360p/index.m3u8", Bandwidth: 900000, Width: 640, Height: 360, FrameRate: 30, Codecs: "avc1.64001e,mp4a.40.2", Audio: "audio"},
+			{URI: "360p/index.m3u8", Bandwidth: 900000, Width: 640, Height: 360, FrameRate: 30, Codecs: "avc1.64001e,mp4a.40.2", Audio: "audio", VideoRange: "PQ"},
 		},
 		Audio: []AudioRendition{{GroupID: "audio", Name: "English", Language: "en", Default: true, URI: "audio/index.m3u8", Channels: 2}},
 	}
@@ -67,7 +67,7 @@ func TestWriteMasterPlaylist(t *testing.T) {
 #EXT-X-STREAM-INF:BANDWIDTH=3200000,AVERAGE-BANDWIDTH=2500000,RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2",FRAME-RATE=29.970,AUDIO="audio"
 720p/index.m3u8
 
-#EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=640x360,CODECS="avc1.64001e,mp4a.40.2",FRAME-RATE=30.000,AUDIO="audio"
+#EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=640x360,CODECS="avc1.64001e,mp4a.40.2",FRAME-RATE=30.000,VIDEO-RANGE=PQ,AUDIO="audio"
 360p/index.m3u8
 `
 	if b.String() != want {
@@ -79,6 +79,7 @@ func TestWriteMasterPlaylist(t *testing.T) {
 		{Variants: []Variant{{URI: "a", Bandwidth: 0}}},
 		{Variants: []Variant{{URI: "a", Bandwidth: 1, Audio: "nope"}}},
 		{Variants: []Variant{{URI: "a", Bandwidth: 1, Codecs: `x"`}}},
+		{Variants: []Variant{{URI: "a", Bandwidth: 1, VideoRange: "HDR10"}}},
 		{Variants: []Variant{{URI: "a", Bandwidth: 1}}, Audio: []AudioRendition{{GroupID: "g", Name: "n"}}},
 		{Variants: []Variant{{URI: "a", Bandwidth: 1}}, Audio: []AudioRendition{{GroupID: "g", Name: "a\nb", URI: "u"}}},
 	}

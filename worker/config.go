@@ -54,6 +54,9 @@ type Config struct {
 	SpoolDir string
 	// SpoolLimit is the largest input the worker spools, in bytes. Default 8 GiB.
 	SpoolLimit int64
+	// OverlayMaxBytes and OverlayMaxPixels bound a job's overlay image (media.Config's;
+	// defaults 4 MiB, 4096x4096).
+	OverlayMaxBytes, OverlayMaxPixels int64
 
 	// AckWait is how long NATS waits for an ack or a heartbeat before redelivering. Default 30s.
 	// It also bounds the lease of each delivery (lease.go): a job whose heartbeats go
@@ -192,6 +195,7 @@ func (c *Config) mediaConfig() media.Config {
 		FFmpeg: c.FFmpeg, Storage: c.Storage, Presets: c.Presets, Limits: c.Limits,
 		SpoolDir: c.SpoolDir, SpoolLimit: c.SpoolLimit, ProbeBytes: c.ProbeBytes,
 		ChanDepth: c.ChanDepth, MaxOutputs: c.MaxOutputs, Slots: c.Slots,
+		OverlayMaxBytes: c.OverlayMaxBytes, OverlayMaxPixels: c.OverlayMaxPixels,
 	}
 }
 

@@ -110,6 +110,9 @@ func ensureObjectStore(ctx context.Context, js jetstream.JetStream, cfg jetstrea
 // wantsSplit tells whether a job may be split: asked for (on), or auto with more than one
 // worker alive (its input's length is checked on its head next).
 func (w *Worker) wantsSplit(ctx context.Context, r *run) bool {
+	if !r.job.Splittable() {
+		return false // a clip, a loudness pass or an overlay: see job.Splittable
+	}
 	switch r.job.SplitMode() {
 	case job.SplitOn:
 		return true

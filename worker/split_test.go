@@ -294,6 +294,16 @@ func TestSplitAuto(t *testing.T) {
 	short := testenv.MakeClip(t, testenv.Clip{Seconds: 3, Size: "320x240", Extra: []string{"-g", "25"}})
 	split := e.submitSplit(long, filepath.Join(e.dir, "long.mp4"), job.SplitAuto, 2*time.Second)
 	whole := e.submitSplit(short, filepath.Join(e.dir, "short.mp4"), "", 2*time.Second)
+	// A clip (like loudness and overlays) runs whole however long the input: job.Splittable.
+	clipped := &job.Job{Input: "file://" + long, Preset: "h264-480p", Outputs: []job.Output{{URL: "file://" + filepath.Join(e.dir, "clip.mp4")}},
+		Clip: &job.Clip{Start: job.Duration(time.Second)}, Split: &job.Split{Mode: job.SplitAuto, Chunk: job.Duration(2 * time.Second)}}
+	clipID, err := e.client.Submit(context.Background(), clipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := e.events.terminal(t, clipID); ev.Type != job.EventSucceeded || ev.Split != nil || len(ev.Outputs) != 1 || ev.Outputs[0].Frames != 7*25 {
+		t.Errorf("8 s input clipped from 1 s, auto: %s %+v %+v %+v; want whole, 175 frames", ev.Type, ev.Error, ev.Split, ev.Outputs)
+	}
 	if ev := e.events.terminal(t, split); ev.Type != job.EventSucceeded || ev.Split == nil || ev.Split.Chunks < 3 {
 		t.Errorf("8 s input, auto: %s %+v %+v; want split", ev.Type, ev.Error, ev.Split)
 	}

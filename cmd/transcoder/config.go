@@ -45,6 +45,8 @@ type fileConfig struct {
 	ProbeBytes       int             `yaml:"probe_bytes"`
 	SpoolDir         string          `yaml:"spool_dir"`
 	SpoolLimit       int64           `yaml:"spool_limit"`
+	OverlayMaxBytes  int64           `yaml:"overlay_max_bytes"`
+	OverlayMaxPixels int64           `yaml:"overlay_max_pixels"`
 	AckWait          time.Duration   `yaml:"ack_wait"`
 	Heartbeat        time.Duration   `yaml:"heartbeat"`
 	StallTimeout     time.Duration   `yaml:"stall_timeout"`
@@ -221,7 +223,8 @@ func (c fileConfig) workerConfig(nc *nats.Conn, runner *ffmpeg.Runner, presets j
 		Conn: nc, FFmpeg: runner, Presets: presets, Logger: log, StorageConfig: c.storageConfig(),
 		ID: c.ID, Slots: c.Slots, RingBuffers: c.RingBuffers, ChanDepth: c.ChanDepth,
 		MaxOutputs: c.MaxOutputs, ProbeBytes: c.ProbeBytes, SpoolDir: c.SpoolDir,
-		SpoolLimit: c.SpoolLimit, AckWait: c.AckWait, Heartbeat: c.Heartbeat,
+		SpoolLimit: c.SpoolLimit, OverlayMaxBytes: c.OverlayMaxBytes, OverlayMaxPixels: c.OverlayMaxPixels,
+		AckWait: c.AckWait, Heartbeat: c.Heartbeat,
 		StallTimeout: c.StallTimeout, SplitMinDuration: c.SplitMinDuration, MaxDeliver: c.MaxDeliver, Backoff: c.Backoff,
 		TimeoutFloor: c.TimeoutFloor, TimeoutFactor: c.TimeoutFactor, TimeoutCap: c.TimeoutCap,
 		ProgressInterval: c.ProgressInterval, Limits: c.limits(), Encoders: c.Encoders,

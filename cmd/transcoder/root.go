@@ -83,6 +83,9 @@ type jobFlags struct {
 	fast     bool
 	split    string
 	chunk    time.Duration
+	// jobFile is --job FILE: the whole job in its wire format (jobfile.go).
+	jobFile string
+	cmd     *cobra.Command
 }
 
 func (f *jobFlags) register(c *cobra.Command) {
@@ -96,14 +99,25 @@ func (f *jobFlags) register(c *cobra.Command) {
 	c.Flags().BoolVar(&f.fast, "faststart", false, "mp4/m4a outputs with the index at the front (every mp4/m4a output has it now; kept for old scripts)")
 	c.Flags().StringVar(&f.split, "split", "", "split into chunks that many workers encode at once: on, off or auto (default auto: inputs longer than the workers' split_min_duration, with more than one worker alive)")
 	c.Flags().DurationVar(&f.chunk, "chunk", 0, "chunk duration of a split job (default 30s)")
-	_ = c.MarkFlagRequired("output")
+	c.Flags().StringVar(&f.jobFile, "job", "", "the whole job as a JSON file (wire format v1: clip, loudness, overlay... that the flags cannot express); not with INPUT or the other job flags")
+	f.cmd = c
 }
 
-// build makes and validates the job.
+// build makes and validates the job: from the flags and the input, or from --job FILE.
 func (f *jobFlags) build(input string) (*job.Job, job.Presets, error) {
 	presets, err := loadPresets(f.presets)
 	if err != nil {
 		return nil, nil, err
+	}
+	if f.jobFile != "" {
+		j, err := f.fromFile(input, presets)
+		return j, presets, err
+	}
+	if input == "" {
+		return nil, nil, usageError{fmt.Errorf("give an INPUT and -o OUTPUT, or --job FILE")}
+	}
+	if len(f.outputs) == 0 {
+		return nil, nil, usageError{fmt.Errorf("required flag \"output\" not set (-o OUTPUT, or --job FILE)")}
 	}
 	in, err := toURL(input)
 	if err != nil {

@@ -27,14 +27,14 @@ func runCommand(stdout, stderr io.Writer) *cobra.Command {
 		verbose    bool
 	)
 	c := &cobra.Command{
-		Use:   "run INPUT -o OUTPUT",
+		Use:   "run {INPUT -o OUTPUT | --job FILE}",
 		Short: "Transcode one input in this process (embedded NATS, worker, submit, wait)",
 		Long: `Transcode one input in this process: a private embedded NATS server, a worker, the job,
 its outcome. The worker reads the configuration that ` + "`transcoder worker`" + ` reads (--config, TRANSCODER_*
 variables, the flags below), except what is about its NATS server and identity (nats, creds,
 nkey, tls_*, listen, data, id, metrics_addr): run's server is its own. Its defaults differ where
 one job wants them to: one slot, two attempts one second apart, errors only in the log.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := runConfig(configPath, os.Environ(), cmd.Flags())
 			if err != nil {
@@ -46,7 +46,7 @@ one job wants them to: one slot, two attempts one second apart, errors only in t
 			if jf.presets == "" {
 				jf.presets = cfg.Presets
 			}
-			j, presets, err := jf.build(args[0])
+			j, presets, err := jf.build(firstArg(args))
 			if err != nil {
 				return err
 			}

@@ -25,16 +25,31 @@ func submitCommand(stdout, stderr io.Writer) *cobra.Command {
 		uploadBucket string
 	)
 	c := &cobra.Command{
-		Use:   "submit {INPUT | --upload FILE} -o OUTPUT",
+		Use:   "submit {INPUT | --upload FILE} -o OUTPUT | submit --job FILE",
 		Short: "Publish a transcode job and print its id",
 		Long: `Publish a transcode job and print its id.
 
 INPUT and OUTPUT are paths or URLs: file:///abs (or a path), http(s)://..., nats://BUCKET/KEY
 (JetStream object store), s3://BUCKET/KEY. With --upload FILE the local file is first put into
 the object store (nats://` + "`--upload-bucket`" + `/JOB_ID/NAME) and the job reads it from there, so
-workers on other machines need no shared disk.`,
+workers on other machines need no shared disk.
+
+With --job FILE the job is the file: the whole job in its JSON wire format (version 1), for what
+the flags cannot express (several presets, clip, loudness, overlay...). It replaces INPUT and the
+job flags (--preset, -o, --id, --meta, --priority, --timeout, --split, --chunk, --faststart),
+which are refused beside it; --upload is refused too (name the input in the file).`,
 		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if jf.jobFile != "" {
+				if upload != "" {
+					return usageError{fmt.Errorf("--job FILE names its input: not with --upload")}
+				}
+				j, presets, err := jf.build(firstArg(args))
+				if err != nil {
+					return err
+				}
+				return publish(cmd.Context(), &cf, j, presets, "", wait, dryRun, stdout, stderr)
+			}
 			if (upload == "") == (len(args) == 0) {
 				return usageError{fmt.Errorf("give an INPUT or --upload FILE (one of them)")}
 			}
@@ -51,14 +66,7 @@ workers on other machines need no shared disk.`,
 			if err != nil {
 				return err
 			}
-			if dryRun {
-				return writeJSON(stdout, j, false)
-			}
-			s, err := cf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return s.done(submit(s, j, presets, upload, input, wait, stdout, stderr))
+			return publish(cmd.Context(), &cf, j, presets, upload, wait, dryRun, stdout, stderr)
 		},
 	}
 	jf.register(c)
@@ -68,6 +76,18 @@ workers on other machines need no shared disk.`,
 	c.Flags().StringVar(&upload, "upload", "", "put this local file into the NATS object store and use it as the input")
 	c.Flags().StringVar(&uploadBucket, "upload-bucket", worker.UploadsBucket, "object store bucket for --upload (workers create "+worker.UploadsBucket+"; another must exist or be creatable by the NATS user)")
 	return c
+}
+
+// publish prints the job (dryRun) or connects and submits it.
+func publish(ctx context.Context, cf *clientFlags, j *job.Job, presets job.Presets, upload string, wait, dryRun bool, stdout, stderr io.Writer) error {
+	if dryRun {
+		return writeJSON(stdout, j, false)
+	}
+	s, err := cf.open(ctx)
+	if err != nil {
+		return err
+	}
+	return s.done(submit(s, j, presets, upload, j.Input, wait, stdout, stderr))
 }
 
 // submit uploads the input if asked, publishes the job and, with wait, follows it.
@@ -127,7 +147,7 @@ func waitJob(ctx context.Context, cl *worker.Client, id string, stdout, stderr i
 		return &jobFailedError{ev}
 	}
 	for _, o := range ev.Outputs {
-		fmt.Fprintf(stdout, "%s  %d bytes  %.2fs  %dx%d  sha256:%s\n", o.URL, o.Size, o.Duration, o.Width, o.Height, o.SHA256)
+		fmt.Fprintf(stdout, "%s  %d bytes  %.2fs  %dx%d  sha256:%s%s\n", o.URL, o.Size, o.Duration, o.Width, o.Height, o.SHA256, outputNotes(o))
 	}
 	return nil
 }
@@ -157,4 +177,25 @@ func hasAll(have, need []string) bool {
 		}
 	}
 	return true
+}
+
+// firstArg is the command's one optional argument, "" when absent.
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
+}
+
+// outputNotes are what an output's result says beyond its size: its loudness (input -> output)
+// and what became of an HDR input.
+func outputNotes(o job.OutputResult) string {
+	var s string
+	if l := o.Loudness; l != nil {
+		s += fmt.Sprintf("  loudness %.1f -> %.1f LUFS (true peak %.1f dBTP)", l.Input.I, l.Output.I, l.Output.TP)
+	}
+	if o.HDR != "" {
+		s += "  hdr " + o.HDR
+	}
+	return s
 }
