@@ -145,6 +145,9 @@ func resolveLoudness(l Loudness, r *ResolvedOutput, f string) (Loudness, error) 
 		return l, &FieldError{f, "audio copy cannot be normalised: choose an audio codec"}
 	case r.Audio.AllTracks:
 		return l, &FieldError{f, "normalises one audio track: not with audio.all_tracks"}
+	case r.Tracks.Audio.Mode == TracksAll || len(r.Tracks.Audio.Languages) > 1:
+		// The measurement is of one track: each kept track would need its own.
+		return l, &FieldError{f, "normalises one audio track: not with audio_tracks \"all\" or several languages"}
 	case l.Target != l.Target || l.Target < -70 || l.Target > -5:
 		return l, &FieldError{f + ".target", fmt.Sprintf("%v: want an integrated loudness of -70 to -5 LUFS (e.g. -16)", l.Target)}
 	}

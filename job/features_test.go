@@ -29,6 +29,8 @@ func TestFeaturesValidate(t *testing.T) {
 		{"loudness no audio", `"outputs":[{"url":"/o.mp4","no_audio":true,"loudness":{"target":-16}}]`, "outputs[0].loudness"},
 		{"loudness copy", `"outputs":[{"url":"/o.mkv","preset":"remux-mkv","loudness":{"target":-16}}]`, "outputs[0].loudness"},
 		{"loudness all tracks", `"outputs":[{"url":"/o.mp4","audio":{"all_tracks":true},"loudness":{"target":-16}}]`, "outputs[0].loudness"},
+		{"loudness audio_tracks all", `"outputs":[{"url":"/o.mp4","audio_tracks":"all","loudness":{"target":-16}}]`, "outputs[0].loudness"},
+		{"loudness two languages", `"outputs":[{"url":"/o.mp4","audio_tracks":["eng","fra"],"loudness":{"target":-16}}]`, "outputs[0].loudness"},
 		{"overlay no url", `"outputs":[{"url":"/o.mp4","overlay":{}}]`, "outputs[0].overlay.url"},
 		{"overlay bad url", `"outputs":[{"url":"/o.mp4","overlay":{"url":"concat:/a|/b"}}]`, "outputs[0].overlay.url"},
 		{"overlay position", `"outputs":[{"url":"/o.mp4","overlay":{"url":"/l.png","position":"middle"}}]`, "outputs[0].overlay.position"},
