@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -157,6 +158,12 @@ func (r *Runner) command(ctx context.Context, bin string, args []string) *exec.C
 func argPaths(args []string) sandbox.Paths {
 	var p sandbox.Paths
 	for i, a := range args {
+		if i > 0 && filterFlags[args[i-1]] {
+			// A filter that reads a file (the subtitles filter of a burn-in) names it in the graph.
+			for _, m := range filterFile.FindAllStringSubmatch(a, -1) {
+				p.Read = append(p.Read, m[1])
+			}
+		}
 		path, ok := strings.CutPrefix(a, "file:")
 		if !ok || path == "" {
 			continue
@@ -172,6 +179,12 @@ func argPaths(args []string) sandbox.Paths {
 	}
 	return p
 }
+
+// filterFlags take a filter graph; filterFile is a file a filter of it reads.
+var (
+	filterFlags = map[string]bool{"-filter_complex": true, "-lavfi": true, "-vf": true, "-filter:v": true, "-af": true}
+	filterFile  = regexp.MustCompile(`(?:subtitles|ass)=filename=([^,;:\[\]'\\]+)`)
+)
 
 // runGroup starts cmd, kills its whole group with SIGKILL when the
 // context ends, and after the leader exits kills whatever is left in the

@@ -138,7 +138,8 @@ func systemRules(bin string, extra []string) []pathRule {
 	rx := uint64(fsRead | fsExec | fsDir)
 	var rules []pathRule
 	for _, p := range []string{"/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc",
-		"/sys/devices/system/cpu", "/proc/cpuinfo", "/proc/meminfo", "/dev/urandom", "/dev/random", "/dev/zero"} {
+		"/sys/devices/system/cpu", "/proc/cpuinfo", "/proc/meminfo", "/dev/urandom", "/dev/random", "/dev/zero",
+		"/var/cache/fontconfig"} { // fontconfig's cache: the subtitles filter (libass) finds fonts through it
 		rules = append(rules, pathRule{p, rx})
 	}
 	rules = append(rules, pathRule{"/dev/null", fsRead | fsWrite})
