@@ -140,11 +140,15 @@ func (s *Sandbox) probe() error {
 		if uid == 0 {
 			return fmt.Errorf("sandbox: Config.User %q is root", s.cfg.User)
 		}
-		s.uid, s.gid = uid, gid
 		if err := searchable(s.cfg.SpoolDir, uid, gid); err != nil {
-			return fmt.Errorf("sandbox: Config.SpoolDir: %w", err)
+			// ffmpeg could not reach the job's files as that user: it keeps the worker's,
+			// confined by the other layers (strict refuses to start; the warning says what to
+			// change).
+			s.lack(LayerUser, fmt.Errorf("spool_dir %w", err))
+		} else {
+			s.uid, s.gid = uid, gid
+			s.have(fmt.Sprintf("%s (%s %d)", LayerUser, s.cfg.User, uid))
 		}
-		s.have(fmt.Sprintf("%s (%s %d)", LayerUser, s.cfg.User, uid))
 	} else {
 		s.have(fmt.Sprintf("%s (worker's uid %d)", LayerUser, os.Geteuid()))
 	}

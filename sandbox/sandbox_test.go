@@ -388,6 +388,22 @@ func TestConfig(t *testing.T) {
 		if _, err := New(Config{User: "root"}); err == nil {
 			t.Error("root accepted as the sandbox user")
 		}
+		// A spool directory the sandbox user cannot reach (under a 0700 directory): ffmpeg
+		// keeps the worker's user, the layer is reported missing, and strict refuses.
+		spool := filepath.Join(t.TempDir(), "private", "spool")
+		if err := os.MkdirAll(spool, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Dir(spool), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		s := newSandbox(t, Config{SpoolDir: spool})
+		if s.uid >= 0 || !strings.Contains(strings.Join(s.Status().Missing, ";"), LayerUser+": spool_dir") {
+			t.Errorf("unreachable spool: uid %d, %v", s.uid, s.Status())
+		}
+		if _, err := New(Config{SpoolDir: spool, Mode: ModeStrict}); err == nil || !strings.Contains(err.Error(), "cannot search") {
+			t.Errorf("strict with an unreachable spool: %v", err)
+		}
 	}
 	off := newSandbox(t, Config{Mode: ModeOff})
 	if off.Enabled() || off.Status().String() != "sandbox off" {
