@@ -58,7 +58,7 @@ func freeAddr(t *testing.T) string {
 // every node agrees on.
 func startCluster(t *testing.T, n int) *natsCluster {
 	t.Helper()
-	c := &natsCluster{t: t, bin: natsServerBin(t), http: &http.Client{
+	c := &natsCluster{t: t, bin: testenv.NATSServerBin(t), http: &http.Client{
 		Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
 	for i := range n {
 		c.nodes = append(c.nodes, &natsNode{name: fmt.Sprintf("n%d", i+1), client: freeAddr(t),

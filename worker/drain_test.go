@@ -29,7 +29,7 @@ const drainMaxDeliver = 3
 // URL (for worker processes).
 func realNATS(t *testing.T) (*env, string) {
 	t.Helper()
-	bin := natsServerBin(t)
+	bin := testenv.NATSServerBin(t)
 	addr := freeAddr(t)
 	startNATSServer(t, bin, addr, t.TempDir())
 	url := "nats://" + addr

@@ -3,7 +3,6 @@ package worker_test
 import (
 	"bufio"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,21 +17,6 @@ import (
 	"github.com/transcoder/transcoder/natsembed"
 )
 
-// natsServerBin finds the real nats-server binary (`make tools` installs it).
-func natsServerBin(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	if gopath, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "nats-server")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("nats-server binary not installed (make tools installs it)")
-	return ""
-}
 
 // startNATSServer runs the real nats-server with JetStream and waits for it to say it is ready.
 func startNATSServer(t *testing.T, bin, addr, dir string) *exec.Cmd {
@@ -72,7 +56,7 @@ func startNATSServer(t *testing.T, bin, addr, dir string) *exec.Cmd {
 // the job finishes exactly once.
 func TestExternalNATSKilled(t *testing.T) {
 	t.Parallel()
-	bin := natsServerBin(t)
+	bin := testenv.NATSServerBin(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
