@@ -17,7 +17,6 @@ import (
 	"github.com/transcoder/transcoder/natsembed"
 )
 
-
 // startNATSServer runs the real nats-server with JetStream and waits for it to say it is ready.
 func startNATSServer(t *testing.T, bin, addr, dir string) *exec.Cmd {
 	t.Helper()
