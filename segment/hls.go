@@ -151,54 +151,8 @@ func WriteMasterPlaylist(w io.Writer, m Master) error {
 	if m.Version == 0 {
 		m.Version = 7
 	}
-	if len(m.Variants) == 0 {
-		return errors.New("segment: master playlist without variants")
-	}
-	groups := map[string]bool{}
-	for i, a := range m.Audio {
-		for _, f := range [...]struct{ name, v string }{{"GroupID", a.GroupID}, {"Name", a.Name}, {"Language", a.Language}, {"URI", a.URI}} {
-			if err := checkQuoted(f.name, f.v); err != nil {
-				return fmt.Errorf("segment: audio rendition %d: %w", i, err)
-			}
-		}
-		if a.GroupID == "" || a.Name == "" || a.URI == "" {
-			return fmt.Errorf("segment: audio rendition %d: GroupID, Name and URI are required", i)
-		}
-		groups[a.GroupID] = true
-	}
-	subGroups := map[string]bool{}
-	for i, r := range m.Subtitles {
-		for _, f := range [...]struct{ name, v string }{{"GroupID", r.GroupID}, {"Name", r.Name}, {"Language", r.Language}, {"URI", r.URI}} {
-			if err := checkQuoted(f.name, f.v); err != nil {
-				return fmt.Errorf("segment: subtitle rendition %d: %w", i, err)
-			}
-		}
-		if r.GroupID == "" || r.Name == "" || r.URI == "" {
-			return fmt.Errorf("segment: subtitle rendition %d: GroupID, Name and URI are required", i)
-		}
-		subGroups[r.GroupID] = true
-	}
-	for i, v := range m.Variants {
-		if v.Subtitles != "" && !subGroups[v.Subtitles] {
-			return fmt.Errorf("segment: variant %d: no subtitle rendition in group %q", i, v.Subtitles)
-		}
-		if err := checkURI(v.URI); err != nil {
-			return fmt.Errorf("segment: variant %d: %w", i, err)
-		}
-		if v.Bandwidth <= 0 {
-			return fmt.Errorf("segment: variant %d: Bandwidth %d", i, v.Bandwidth)
-		}
-		if err := checkQuoted("Codecs", v.Codecs); err != nil {
-			return fmt.Errorf("segment: variant %d: %w", i, err)
-		}
-		if v.Audio != "" && !groups[v.Audio] {
-			return fmt.Errorf("segment: variant %d: no audio rendition in group %q", i, v.Audio)
-		}
-		switch v.VideoRange {
-		case "", "SDR", "PQ", "HLG":
-		default:
-			return fmt.Errorf("segment: variant %d: VideoRange %q (SDR, PQ or HLG)", i, v.VideoRange)
-		}
+	if err := m.check(); err != nil {
+		return err
 	}
 
 	bw := bufio.NewWriter(w)
@@ -336,6 +290,77 @@ func checkURI(uri string) error {
 func checkQuoted(field, v string) error {
 	if strings.ContainsAny(v, "\"\r\n") {
 		return fmt.Errorf("segment: %s %q: a quoted-string cannot hold a double quote or a line break", field, v)
+	}
+	return nil
+}
+
+// check refuses a master playlist that would not parse or would point nowhere.
+func (m Master) check() error {
+	if len(m.Variants) == 0 {
+		return errors.New("segment: master playlist without variants")
+	}
+	groups, err := renditionGroups("audio", len(m.Audio), func(i int) [4]string {
+		a := m.Audio[i]
+		return [4]string{a.GroupID, a.Name, a.Language, a.URI}
+	})
+	if err != nil {
+		return err
+	}
+	subGroups, err := renditionGroups("subtitle", len(m.Subtitles), func(i int) [4]string {
+		r := m.Subtitles[i]
+		return [4]string{r.GroupID, r.Name, r.Language, r.URI}
+	})
+	if err != nil {
+		return err
+	}
+	for i, v := range m.Variants {
+		if err := v.check(groups, subGroups); err != nil {
+			return fmt.Errorf("segment: variant %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// renditionGroups checks n EXT-X-MEDIA entries of a kind (group id, name, language, URI of
+// each) and returns their group ids.
+func renditionGroups(kind string, n int, at func(int) [4]string) (map[string]bool, error) {
+	groups := map[string]bool{}
+	for i := range n {
+		f := at(i)
+		for k, name := range [...]string{"GroupID", "Name", "Language", "URI"} {
+			if err := checkQuoted(name, f[k]); err != nil {
+				return nil, fmt.Errorf("segment: %s rendition %d: %w", kind, i, err)
+			}
+		}
+		if f[0] == "" || f[1] == "" || f[3] == "" {
+			return nil, fmt.Errorf("segment: %s rendition %d: GroupID, Name and URI are required", kind, i)
+		}
+		groups[f[0]] = true
+	}
+	return groups, nil
+}
+
+// check refuses a variant that would not parse or names a group that is not there.
+func (v Variant) check(audio, subtitles map[string]bool) error {
+	if v.Subtitles != "" && !subtitles[v.Subtitles] {
+		return fmt.Errorf("no subtitle rendition in group %q", v.Subtitles)
+	}
+	if err := checkURI(v.URI); err != nil {
+		return err
+	}
+	if v.Bandwidth <= 0 {
+		return fmt.Errorf("Bandwidth %d", v.Bandwidth)
+	}
+	if err := checkQuoted("Codecs", v.Codecs); err != nil {
+		return err
+	}
+	if v.Audio != "" && !audio[v.Audio] {
+		return fmt.Errorf("no audio rendition in group %q", v.Audio)
+	}
+	switch v.VideoRange {
+	case "", "SDR", "PQ", "HLG":
+	default:
+		return fmt.Errorf("VideoRange %q (SDR, PQ or HLG)", v.VideoRange)
 	}
 	return nil
 }
