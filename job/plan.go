@@ -148,35 +148,8 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 		return r, nil
 	}
 	if IsLadder(container) || IsLadder(p.Container) {
-		if o.Container != "" && p.Container != "" && o.Container != p.Container {
-			return ResolvedOutput{}, &FieldError{f + ".container", fmt.Sprintf("%q cannot change the container of ladder preset %q", o.Container, name)}
-		}
-		if o.Video != nil {
-			return ResolvedOutput{}, &FieldError{f + ".video", "a ladder's renditions come from its preset's rungs (add your own with --presets FILE)"}
-		}
-		if o.Faststart {
-			return ResolvedOutput{}, &FieldError{f + ".faststart", "a ladder is segments, not one mp4"}
-		}
-		rungs := p.Ladder
-		if o.NoVideo {
-			rungs = nil
-		}
-		audio := overlayAudio(p.Audio, o.Audio)
-		if o.NoAudio {
-			audio = nil
-		}
-		r, err := resolveLadder(container, rungs, audio, p.segment(), f)
+		r, err := resolveLadderOutput(o, p, name, container, f)
 		if err != nil {
-			return ResolvedOutput{}, err
-		}
-		var video *Video
-		if len(rungs) > 0 {
-			video = rungs[0].Video
-		}
-		if r.Tracks, err = resolveTracks(o, r.Container, video, audio != nil && audio.AllTracks, f); err != nil {
-			return ResolvedOutput{}, err
-		}
-		if err := resolveFeatures(o, &r, f); err != nil {
 			return ResolvedOutput{}, err
 		}
 		r.Location = loc
@@ -207,6 +180,42 @@ func (j *Job) Resolve(i int, presets Presets) (ResolvedOutput, error) {
 		return ResolvedOutput{}, err
 	}
 	r.Location = loc
+	return r, nil
+}
+
+// resolveLadderOutput is Resolve for an output of ladder preset p (named name).
+func resolveLadderOutput(o Output, p Preset, name, container, f string) (ResolvedOutput, error) {
+	if o.Container != "" && p.Container != "" && o.Container != p.Container {
+		return ResolvedOutput{}, &FieldError{f + ".container", fmt.Sprintf("%q cannot change the container of ladder preset %q", o.Container, name)}
+	}
+	if o.Video != nil {
+		return ResolvedOutput{}, &FieldError{f + ".video", "a ladder's renditions come from its preset's rungs (add your own with --presets FILE)"}
+	}
+	if o.Faststart {
+		return ResolvedOutput{}, &FieldError{f + ".faststart", "a ladder is segments, not one mp4"}
+	}
+	rungs := p.Ladder
+	if o.NoVideo {
+		rungs = nil
+	}
+	audio := overlayAudio(p.Audio, o.Audio)
+	if o.NoAudio {
+		audio = nil
+	}
+	r, err := resolveLadder(container, rungs, audio, p.segment(), f)
+	if err != nil {
+		return ResolvedOutput{}, err
+	}
+	var video *Video
+	if len(rungs) > 0 {
+		video = rungs[0].Video
+	}
+	if r.Tracks, err = resolveTracks(o, r.Container, video, audio != nil && audio.AllTracks, f); err != nil {
+		return ResolvedOutput{}, err
+	}
+	if err := resolveFeatures(o, &r, f); err != nil {
+		return ResolvedOutput{}, err
+	}
 	return r, nil
 }
 
