@@ -166,36 +166,9 @@ func WriteMPD(w io.Writer, m MPD) error {
 				x.Representations = append(x.Representations, xmlRepresentation{ID: r.ID, Bandwidth: max(r.Bandwidth, 1), BaseURL: r.BaseURL})
 				continue
 			}
-			if !ValidName(r.ID) {
-				return fmt.Errorf("segment: representation id %q: not a valid rendition name", r.ID)
-			}
-			t := r.Track
-			if t.Timescale == 0 || len(r.Segments) == 0 {
-				return fmt.Errorf("segment: representation %q: no timescale or no segments", r.ID)
-			}
-			if r.Segments[0].N <= 0 {
-				return fmt.Errorf("segment: representation %q: first segment number %d", r.ID, r.Segments[0].N)
-			}
-			if r.Bandwidth == 0 {
-				r.Bandwidth, _ = Bandwidth(r.Segments)
-			}
-			xr := xmlRepresentation{
-				ID: r.ID, Bandwidth: r.Bandwidth, Codecs: t.Codec,
-				SegmentTemplate: &xmlSegmentTemplate{
-					Timescale: t.Timescale, Initialization: DASHInitTemplate, Media: DASHMediaTemplate,
-					StartNumber: r.Segments[0].N, Timeline: timeline(r.Segments),
-				},
-			}
-			if as.ContentType == "video" {
-				if r.FrameRate == 0 {
-					r.FrameRate = FrameRate(r.Segments)
-				}
-				xr.Width, xr.Height, xr.FrameRate = t.Width, t.Height, frameRateString(r.FrameRate)
-			} else {
-				xr.AudioSamplingRate = t.SampleRate
-				if t.Channels > 0 {
-					xr.AudioChannels = &xmlDescriptor{SchemeIDURI: audioChanCfg, Value: strconv.Itoa(t.Channels)}
-				}
+			xr, err := mediaRepresentation(r, as.ContentType)
+			if err != nil {
+				return err
 			}
 			x.Representations = append(x.Representations, xr)
 			var total time.Duration
@@ -229,6 +202,42 @@ func WriteMPD(w io.Writer, m MPD) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
+}
+
+// mediaRepresentation is the Representation of a video or audio rendition's CMAF segments.
+func mediaRepresentation(r Representation, kind string) (xmlRepresentation, error) {
+	if !ValidName(r.ID) {
+		return xmlRepresentation{}, fmt.Errorf("segment: representation id %q: not a valid rendition name", r.ID)
+	}
+	t := r.Track
+	if t.Timescale == 0 || len(r.Segments) == 0 {
+		return xmlRepresentation{}, fmt.Errorf("segment: representation %q: no timescale or no segments", r.ID)
+	}
+	if r.Segments[0].N <= 0 {
+		return xmlRepresentation{}, fmt.Errorf("segment: representation %q: first segment number %d", r.ID, r.Segments[0].N)
+	}
+	if r.Bandwidth == 0 {
+		r.Bandwidth, _ = Bandwidth(r.Segments)
+	}
+	xr := xmlRepresentation{
+		ID: r.ID, Bandwidth: r.Bandwidth, Codecs: t.Codec,
+		SegmentTemplate: &xmlSegmentTemplate{
+			Timescale: t.Timescale, Initialization: DASHInitTemplate, Media: DASHMediaTemplate,
+			StartNumber: r.Segments[0].N, Timeline: timeline(r.Segments),
+		},
+	}
+	if kind == "video" {
+		if r.FrameRate == 0 {
+			r.FrameRate = FrameRate(r.Segments)
+		}
+		xr.Width, xr.Height, xr.FrameRate = t.Width, t.Height, frameRateString(r.FrameRate)
+	} else {
+		xr.AudioSamplingRate = t.SampleRate
+		if t.Channels > 0 {
+			xr.AudioChannels = &xmlDescriptor{SchemeIDURI: audioChanCfg, Value: strconv.Itoa(t.Channels)}
+		}
+	}
+	return xr, nil
 }
 
 // timeline compacts segments into S elements: t on the first and after any gap or overlap,
