@@ -119,6 +119,44 @@ func (s *Splitter) formatErr(at int, format string, a ...any) error {
 	return fmt.Errorf("%w: at byte %d: %s", ErrFormat, s.off+int64(at), fmt.Sprintf(format, a...))
 }
 
+// code handles the byte after an FF in image headers (sCode) or in entropy-coded data
+// (sScanFF): fill, stuffing, restart markers, the end of the image (which forwards
+// p[*start:i+1] and hands the image over), or a segment's marker. On error it returns how
+// much of p was used.
+func (s *Splitter) code(p []byte, i int, start *int) (int, error) {
+	c := p[i]
+	switch {
+	case c == 0xFF: // fill byte
+	case s.state == sScanFF && c == 0x00: // stuffed FF
+		s.state = sScan
+	case c >= markRST && c <= markRST+7:
+		if s.state == sScanFF {
+			s.state = sScan
+		} else {
+			s.state = sMarker
+		}
+	case c == markTEM:
+		s.state = sMarker
+	case c == markEOI:
+		if err := s.forward(p[*start : i+1]); err != nil {
+			return i, err
+		}
+		*start = i + 1
+		if s.frameW > 0 || s.frameH > 0 {
+			s.width, s.height = s.frameW, s.frameH
+		}
+		s.state, s.w = sBetween, nil
+		if err := s.h.ImageDone(s.n, s.size); err != nil {
+			return i + 1, err
+		}
+	case c == markSOI || c == 0x00:
+		return i, s.formatErr(i, "marker FF %02X inside image %d", c, s.n)
+	default:
+		s.marker, s.state = c, sLen1
+	}
+	return 0, nil
+}
+
 // forward writes p, a piece of the current image, to its writer.
 func (s *Splitter) forward(p []byte) error {
 	if len(p) == 0 {
@@ -167,34 +205,8 @@ func (s *Splitter) write(p []byte) (int, error) {
 			}
 			s.state = sCode
 		case sCode, sScanFF:
-			switch {
-			case c == 0xFF: // fill byte
-			case s.state == sScanFF && c == 0x00: // stuffed FF
-				s.state = sScan
-			case c >= markRST && c <= markRST+7:
-				if s.state == sScanFF {
-					s.state = sScan
-				} else {
-					s.state = sMarker
-				}
-			case c == markTEM:
-				s.state = sMarker
-			case c == markEOI:
-				if err := s.forward(p[start : i+1]); err != nil {
-					return i, err
-				}
-				start = i + 1
-				if s.frameW > 0 || s.frameH > 0 {
-					s.width, s.height = s.frameW, s.frameH
-				}
-				s.state, s.w = sBetween, nil
-				if err := s.h.ImageDone(s.n, s.size); err != nil {
-					return i + 1, err
-				}
-			case c == markSOI || c == 0x00:
-				return i, s.formatErr(i, "marker FF %02X inside image %d", c, s.n)
-			default:
-				s.marker, s.state = c, sLen1
+			if n, err := s.code(p, i, &start); err != nil {
+				return n, err
 			}
 		case sLen1:
 			s.segLen, s.state = int(c)<<8, sLen2

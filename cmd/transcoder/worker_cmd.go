@@ -87,28 +87,7 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 		log.Warn("creds, nkey and tls_* apply to --nats servers; the embedded server is reached without them")
 		auth = natsAuth{}
 	}
-	nc, err := connectNATS(url, "transcoder worker", auth,
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
-		// Nothing is held back while reconnecting to go out once reconnected: a worker cut off
-		// from NATS has given up its jobs by then (worker.ErrLeaseLost), and a late state or
-		// event of theirs would undo the worker that took them over.
-		nats.ReconnectBufSize(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil: we closed it
-				log.Warn("NATS disconnected", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrl()) }),
-		// A refusal is a gap in the worker's NATS permissions (deploy/nats/server.conf): loud.
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if pe := worker.AsPermissionError(err, urlUser(url)); pe != nil {
-				log.Error("NATS refused an action of the worker", "err", pe)
-				return
-			}
-			log.Warn("NATS", "err", err)
-		}),
-	)
+	nc, err := connectWorker(url, auth, log)
 	if err != nil {
 		return err
 	}
@@ -154,6 +133,33 @@ func serve(ctx context.Context, cfg fileConfig, stdout, stderr io.Writer) error 
 		log.Warn("jobs were stopped and handed back", "err", err)
 	}
 	return nil
+}
+
+// connectWorker is the worker's NATS connection: it reconnects for ever, holds nothing back
+// while reconnecting, and logs disconnects and refusals.
+func connectWorker(url string, auth natsAuth, log *slog.Logger) (*nats.Conn, error) {
+	return connectNATS(url, "transcoder worker", auth,
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		// Nothing is held back while reconnecting to go out once reconnected: a worker cut off
+		// from NATS has given up its jobs by then (worker.ErrLeaseLost), and a late state or
+		// event of theirs would undo the worker that took them over.
+		nats.ReconnectBufSize(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: we closed it
+				log.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrl()) }),
+		// A refusal is a gap in the worker's NATS permissions (deploy/nats/server.conf): loud.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if pe := worker.AsPermissionError(err, urlUser(url)); pe != nil {
+				log.Error("NATS refused an action of the worker", "err", pe)
+				return
+			}
+			log.Warn("NATS", "err", err)
+		}),
+	)
 }
 
 // serveMetrics serves h on addr until stop, which waits for the server's goroutine.
