@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/transcoder/transcoder/configs"
-	"github.com/transcoder/transcoder/ffmpeg"
 	"github.com/transcoder/transcoder/internal/testenv"
 	"github.com/transcoder/transcoder/job"
 	"github.com/transcoder/transcoder/media"
@@ -63,26 +61,4 @@ func TestDiskFull(t *testing.T) {
 			testenv.Empty(t, outDir)
 		})
 	}
-}
-
-func engineWithSpool(t *testing.T, spool string) *media.Engine {
-	t.Helper()
-	runner, err := ffmpeg.New(ffmpeg.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	presets, err := job.ParsePresets(configs.Presets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := storage.New(storage.Config{TempDir: spool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	e, err := media.New(media.Config{FFmpeg: runner, Storage: st, Presets: presets, SpoolDir: spool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
 }

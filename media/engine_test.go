@@ -16,7 +16,14 @@ import (
 	"github.com/transcoder/transcoder/storage"
 )
 
+// engine is an engine on real ffmpeg with the built-in presets and a spool of the test's own.
 func engine(t *testing.T) *media.Engine {
+	t.Helper()
+	return engineWithSpool(t, t.TempDir())
+}
+
+// engineWithSpool is engine with its spool (and its storage's temporary files) in spool.
+func engineWithSpool(t *testing.T, spool string) *media.Engine {
 	t.Helper()
 	runner, err := ffmpeg.New(ffmpeg.Config{})
 	if err != nil {
@@ -26,12 +33,12 @@ func engine(t *testing.T) *media.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := storage.New(storage.Config{})
+	st, err := storage.New(storage.Config{TempDir: spool})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	e, err := media.New(media.Config{FFmpeg: runner, Storage: st, Presets: presets, SpoolDir: t.TempDir()})
+	e, err := media.New(media.Config{FFmpeg: runner, Storage: st, Presets: presets, SpoolDir: spool})
 	if err != nil {
 		t.Fatal(err)
 	}
