@@ -1,12 +1,10 @@
 package ffmpeg
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -108,22 +106,7 @@ func rlim(v uint64) string {
 // with a channel that gets output 0's first line.
 func startFake(t *testing.T, f *fixture, mode string, cfg Config) (*Process, <-chan string) {
 	t.Helper()
-	r := f.fakeFFmpeg(t, mode, cfg)
-	p, err := r.Start(ctxT(t), spec1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(p.Output(0)).ReadString('\n')
-		line <- strings.TrimSpace(l)
-		_, _ = io.Copy(io.Discard, p.Output(0))
-	}()
-	if _, err := p.Stdin().Write([]byte{1}); err != nil {
-		t.Fatal(err)
-	}
-	return p, line
+	return startFakeWith(t, f.fakeFFmpeg(t, mode, cfg))
 }
 
 func ownLimits(t *testing.T) (as, cpu unix.Rlimit) {
