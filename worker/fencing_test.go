@@ -37,20 +37,27 @@ func TestFencingConnectionClosed(t *testing.T) {
 	testFencing(t, (*testenv.Proxy).Cut)
 }
 
-func testFencing(t *testing.T, partition func(*testenv.Proxy)) {
+// proxied is a test env and a connection to its server through a proxy that can partition,
+// made as cmd/transcoder makes the worker's: nothing is buffered while it reconnects, so
+// nothing stale goes out once it has.
+func proxied(t *testing.T) (*env, *testenv.Proxy, *nats.Conn) {
+	t.Helper()
 	e := setup(t)
 	u, err := url.Parse(e.ns.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy := testenv.NewProxy(t, u.Host)
-	// The worker's connection as cmd/transcoder makes it: nothing is buffered while it
-	// reconnects, so nothing stale goes out once it has.
-	ncA, err := nats.Connect(proxy.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(-1))
+	nc, err := nats.Connect(proxy.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(ncA.Close)
+	t.Cleanup(nc.Close)
+	return e, proxy, nc
+}
+
+func testFencing(t *testing.T, partition func(*testenv.Proxy)) {
+	e, proxy, ncA := proxied(t)
 	const ackWait = 5 * time.Second
 	pidA := make(chan int, 1)
 	abandoned := &logSignal{match: "job abandoned", ch: make(chan struct{})}
@@ -188,17 +195,7 @@ func (h signalHandler) WithGroup(name string) slog.Handler {
 // renewal fails, the next one is answered, and the job succeeds on its first attempt.
 func TestFencingShortPartition(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	u, err := url.Parse(e.ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	ncA, err := nats.Connect(proxy.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ncA.Close)
+	e, proxy, ncA := proxied(t)
 	started := make(chan struct{}, 1)
 	missed := &logSignal{match: "lease not renewed", ch: make(chan struct{})}
 	a := e.startWorker("short-partition", func(c *worker.Config) {
