@@ -375,6 +375,32 @@ func (w *Worker) handBack(msg jetstream.Msg) {
 // recordStopped adds one to the job's Stopped count, creating its state if it has none. It
 // compares and swaps: a cancel request written meanwhile must not be lost.
 func (w *Worker) recordStopped(ctx context.Context, id string) (created bool, err error) {
+	return w.swapState(ctx, id, func(st *job.Status) bool { st.Stopped++; return true })
+}
+
+// recordCancel sets CancelRequested in the state of a job that has not ended, creating a
+// queued state if it has none (a submitter's job no worker has taken yet).
+func (w *Worker) recordCancel(ctx context.Context, id string) error {
+	_, err := w.swapState(ctx, id, func(st *job.Status) bool {
+		ended := st.State == job.StateSucceeded || st.State == job.StateFailed || st.State == job.StateCanceled
+		if st.CancelRequested || ended {
+			return false
+		}
+		st.CancelRequested = true
+		return true
+	})
+	if errors.Is(err, errStateContended) {
+		return nil // other workers recording it, or the job ending
+	}
+	return err
+}
+
+// errStateContended: the state changed under every compare and swap of swapState.
+var errStateContended = errors.New("worker: the job's state changed under every update")
+
+// swapState applies change to the job's state (a queued one when it has none) by compare and
+// swap, three tries; change returns false to leave the state as it is. created: it had none.
+func (w *Worker) swapState(ctx context.Context, id string, change func(*job.Status) bool) (created bool, err error) {
 	for range 3 {
 		st := job.Status{ID: id, State: job.StateQueued}
 		var rev uint64
@@ -389,7 +415,9 @@ func (w *Worker) recordStopped(ctx context.Context, id string) (created bool, er
 			}
 			rev = e.Revision()
 		}
-		st.Stopped++
+		if !change(&st) {
+			return false, nil
+		}
 		st.Updated = time.Now().UTC()
 		b, err := json.Marshal(st)
 		if err != nil {
@@ -407,45 +435,7 @@ func (w *Worker) recordStopped(ctx context.Context, id string) (created bool, er
 			return false, err
 		}
 	}
-	return false, fmt.Errorf("worker: state of %s changed under every update", id)
-}
-
-// recordCancel sets CancelRequested in the state of a job that has not ended, creating a
-// queued state if it has none (a submitter's job no worker has taken yet).
-func (w *Worker) recordCancel(ctx context.Context, id string) error {
-	for range 3 {
-		st := job.Status{ID: id, State: job.StateQueued}
-		var rev uint64
-		e, err := w.kv.Get(ctx, id)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return err
-		default:
-			if err := json.Unmarshal(e.Value(), &st); err != nil {
-				return err
-			}
-			if st.CancelRequested || st.State == job.StateSucceeded || st.State == job.StateFailed || st.State == job.StateCanceled {
-				return nil
-			}
-			rev = e.Revision()
-		}
-		st.CancelRequested = true
-		st.Updated = time.Now().UTC()
-		b, err := json.Marshal(st)
-		if err != nil {
-			return err
-		}
-		if rev == 0 {
-			_, err = w.kv.Create(ctx, id, b)
-		} else {
-			_, err = w.kv.Update(ctx, id, b, rev)
-		}
-		if err == nil || (!errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch)) {
-			return err
-		}
-	}
-	return nil // changed under every try: by other workers recording it, or the job ending
+	return false, fmt.Errorf("%w: %s", errStateContended, id)
 }
 
 // priorityIndex is the queue (0 high, 1 normal, 2 low) of a job subject.
