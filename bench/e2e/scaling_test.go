@@ -70,7 +70,7 @@ type fleetNATS struct {
 
 func startFleetNATS(b *testing.B) *fleetNATS {
 	b.Helper()
-	if bin := natsServerBin(); bin != "" {
+	if bin := testenv.FindNATSServer(); bin != "" {
 		return startRealNATS(b, bin)
 	}
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
@@ -92,19 +92,6 @@ func startFleetNATS(b *testing.B) *fleetNATS {
 	}}
 }
 
-// natsServerBin is the real nats-server binary, or "".
-func natsServerBin() string {
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	if gopath, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "nats-server")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return ""
-}
 
 func freePort(b *testing.B) string {
 	b.Helper()

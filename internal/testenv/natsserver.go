@@ -10,10 +10,9 @@ import (
 	"time"
 )
 
-// NATSServerBin finds the real nats-server binary (`make tools` installs it), or skips the
-// test without it.
-func NATSServerBin(t testing.TB) string {
-	t.Helper()
+// FindNATSServer is the real nats-server binary (`make tools` installs it): on the PATH or in
+// GOPATH/bin; "" when neither has it.
+func FindNATSServer() string {
 	if p, err := exec.LookPath("nats-server"); err == nil {
 		return p
 	}
@@ -23,8 +22,17 @@ func NATSServerBin(t testing.TB) string {
 			return p
 		}
 	}
-	t.Skip("nats-server binary not installed (make tools installs it)")
 	return ""
+}
+
+// NATSServerBin is FindNATSServer, or skips the test without the binary.
+func NATSServerBin(t testing.TB) string {
+	t.Helper()
+	p := FindNATSServer()
+	if p == "" {
+		t.Skip("nats-server binary not installed (make tools installs it)")
+	}
+	return p
 }
 
 // StartNATSServer runs the real nats-server with args and env added to the test's
