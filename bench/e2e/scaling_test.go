@@ -92,7 +92,6 @@ func startFleetNATS(b *testing.B) *fleetNATS {
 	}}
 }
 
-
 func freePort(b *testing.B) string {
 	b.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
