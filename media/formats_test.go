@@ -58,11 +58,17 @@ type probed struct {
 
 func probeFile(t *testing.T, path string) probed {
 	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", path).Output()
+	return ffprobeJSON[probed](t, path, "-show_streams", "-show_format")
+}
+
+// ffprobeJSON is ffprobe's JSON of path with the show options, decoded into a T.
+func ffprobeJSON[T any](t *testing.T, path string, show ...string) T {
+	t.Helper()
+	out, err := exec.Command("ffprobe", append(append([]string{"-v", "error"}, show...), "-of", "json", path)...).Output()
 	if err != nil {
 		t.Fatalf("ffprobe %s: %v", path, err)
 	}
-	var p probed
+	var p T
 	if err := json.Unmarshal(out, &p); err != nil {
 		t.Fatal(err)
 	}

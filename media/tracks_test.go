@@ -59,15 +59,7 @@ type trackProbe struct {
 
 func probeTracks(t *testing.T, path string) trackProbe {
 	t.Helper()
-	b, err := exec.Command("ffprobe", "-v", "error", "-show_streams", "-show_chapters", "-show_format", "-of", "json", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	var p trackProbe
-	if err := json.Unmarshal(b, &p); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return ffprobeJSON[trackProbe](t, path, "-show_streams", "-show_chapters", "-show_format")
 }
 
 // tracksOf lists codec:language of the streams of a type.
